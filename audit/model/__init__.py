@@ -1,0 +1,1 @@
+"""Our transformer; importing registers it with the transformers Auto classes."""

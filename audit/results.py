@@ -1,0 +1,247 @@
+"""The result schema of an audit run: what `results.json` holds (contract, see DESIGN.md).
+
+Everything a report, a gate or a comparison needs is here, so that `reports/` and `audit.gate` can work from a
+`results.json` alone. The schema is versioned by ``SCHEMA_VERSION``; a JSON Schema export ships in
+``audit/schema/results.schema.json`` and is regenerated with ``python -m audit.results``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = "1.0"
+
+Family = Literal["bias", "fairness", "privacy", "attribution"]
+ProbeStatus = Literal["ok", "error", "skipped"]
+FindingLevel = Literal["pass", "warn", "fail", "info"]
+Cell = str | int | float | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN/inf: an undefined number must be None with a reason, never a silent NaN."""
+    if value is None:
+        return None
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError("metric values must be finite; use value=None with undefined_reason instead")
+    return value
+
+
+class Metric(_Strict):
+    """One number with its uncertainty.
+
+    ``higher_is_better`` True/False says which direction is better; None means "closer to ``target`` is better"
+    (e.g. CrowS-Pairs, ideal 50). ``value`` None means not defined, and ``undefined_reason`` says why.
+    """
+
+    name: str
+    value: float | None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    higher_is_better: bool | None = None
+    target: float | None = None
+    n: int | None = None
+    group: str | None = None
+    p_value: float | None = None
+    undefined_reason: str | None = None
+    description: str = ""
+
+    _check = field_validator("value", "ci_low", "ci_high", "target", "p_value")(
+        lambda cls, v: _finite_or_none(v)
+    )
+
+
+class Table(_Strict):
+    """Rows per group / category; cells are plain values (rendered escaped)."""
+
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list[Cell]]
+    caption: str = ""
+
+
+class Figure(_Strict):
+    """Data for a chart, never an image: the report draws it.
+
+    kinds and their ``data``:
+      - ``bar``: {"labels": [...], "values": [...], "ci_low": [...], "ci_high": [...], "reference": float|None}
+      - ``line``: {"series": [{"label": str, "x": [...], "y": [...], "ci_low"?: [...], "ci_high"?: [...]}],
+        "reference"?: float}
+      - ``roc``: like ``line``; x = FPR, y = TPR, drawn on log-log axes when ``log_scale`` is true.
+      - ``tokens``: {"items": [{"title": str, "tokens": [str], "scores": [float]}]} — attribution heatmaps.
+    """
+
+    name: str
+    title: str
+    kind: Literal["bar", "line", "roc", "tokens"]
+    data: dict[str, Any]
+    x_label: str = ""
+    y_label: str = ""
+    log_scale: bool = False
+    caption: str = ""
+
+
+class Example(_Strict):
+    """An illustrative item; ``fields`` are shown as text (escaped)."""
+
+    title: str
+    fields: dict[str, Cell]
+
+
+class Finding(_Strict):
+    """A plain-language finding for the executive summary, with a traffic light."""
+
+    level: FindingLevel
+    message: str
+    metric: str | None = None
+
+
+class ProbeResult(_Strict):
+    """What one probe returns (contract)."""
+
+    probe: str
+    version: str
+    family: Family
+    citation: str
+    status: ProbeStatus = "ok"
+    message: str = ""
+    metrics: list[Metric] = Field(default_factory=list)
+    tables: list[Table] = Field(default_factory=list)
+    figures: list[Figure] = Field(default_factory=list)
+    examples: list[Example] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    # Per-example outcomes keyed by name (e.g. "correct", "flip", "attack_score"), aligned with "example_ids",
+    # so that two runs can be compared with paired statistics.
+    per_example: dict[str, list[Cell]] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    datasets: list[str] = Field(default_factory=list)
+    duration_s: float = 0.0
+    description: str = ""
+    how_to_read: str = ""
+
+    def metric(self, name: str, group: str | None = None) -> Metric:
+        for metric in self.metrics:
+            if metric.name == name and metric.group == group:
+                return metric
+        raise KeyError(f"probe {self.probe!r} has no metric {name!r}" + (f" for group {group!r}" if group else ""))
+
+
+class DatasetRecord(_Strict):
+    name: str
+    source: str
+    sha256: str
+    rows: int
+
+
+class RunInfo(_Strict):
+    id: str
+    started: str
+    duration_s: float
+    seed: int
+    threads: int
+    package_versions: dict[str, str]
+    git_sha: str | None = None
+    hardware: dict[str, str] = Field(default_factory=dict)
+    command: str = ""
+
+
+class SubjectInfo(_Strict):
+    path: str
+    name: str
+    model_type: str
+    sha256: str
+    parameters: int
+    tokenizer: str
+    capabilities: list[str]
+    model_card: dict[str, Any] = Field(default_factory=dict)
+
+
+class Verdict(_Strict):
+    """The outcome of one policy rule (see audit.gate)."""
+
+    rule: str
+    probe: str
+    metric: str
+    group: str | None = None
+    statistic: str
+    observed: float | None
+    bound: float | None
+    operator: Literal["<=", ">=", "no-regression"]
+    severity: Literal["fail", "warn"]
+    passed: bool
+    message: str
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class AuditResults(_Strict):
+    """The whole of ``results.json``."""
+
+    schema_version: str = SCHEMA_VERSION
+    run: RunInfo
+    subject: SubjectInfo
+    datasets: list[DatasetRecord] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
+    probes: list[ProbeResult] = Field(default_factory=list)
+    verdicts: list[Verdict] = Field(default_factory=list)
+
+    def probe(self, name: str) -> ProbeResult:
+        for result in self.probes:
+            if result.probe == name:
+                return result
+        raise KeyError(f"results have no probe {name!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+class ResultsFileError(ValueError):
+    """A results.json that cannot be read: not JSON, another schema version, or not matching the schema."""
+
+
+def load_results(path: str | Path) -> AuditResults:
+    """Read and validate a results.json; raise ResultsFileError with a one-line reason."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsFileError(f"{path}: file not found; expected a results.json written by `rai-audit run`")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ResultsFileError(f"{path}: not valid JSON ({error}); expected a results.json")
+    if not isinstance(payload, dict):
+        raise ResultsFileError(f"{path}: expected a JSON object at the top level")
+    version = payload.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResultsFileError(
+            f"{path}: schema_version {version!r} is not supported; this rai-audit reads {SCHEMA_VERSION!r} "
+            "(re-run the audit with this version)"
+        )
+    try:
+        return AuditResults.model_validate(payload)
+    except ValueError as error:
+        first = str(error).splitlines()
+        raise ResultsFileError(f"{path}: does not match the results schema: {' '.join(first[:3])}")
+
+
+SCHEMA_PATH = Path(__file__).parent / "schema" / "results.schema.json"
+
+
+def json_schema() -> dict[str, Any]:
+    return AuditResults.model_json_schema()
+
+
+if __name__ == "__main__":  # regenerate the shipped JSON Schema
+    SCHEMA_PATH.parent.mkdir(exist_ok=True)
+    SCHEMA_PATH.write_text(json.dumps(json_schema(), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {SCHEMA_PATH}")

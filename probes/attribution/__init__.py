@@ -1,0 +1,1 @@
+"""Attribution probes; importing the package registers them."""

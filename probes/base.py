@@ -1,0 +1,230 @@
+"""The probe contract and registry (see DESIGN.md, "Probe (contract)").
+
+A probe is a small class that declares what it measures and what it needs from the model under audit, and turns a
+``ProbeContext`` into a ``ProbeResult``. Probes never print, never write files and never seed global RNGs: all
+randomness comes from ``ctx.rng`` / ``ctx.seed`` so that the same config and seed give the same results.
+
+Built-in probes register themselves with ``@register``; third-party probes are found through the entry-point group
+``rai_audit.probes`` (each entry point names a Probe subclass).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from audit.results import DatasetRecord, Family, ProbeResult
+
+if TYPE_CHECKING:  # imported only for type hints, to keep `import probes` light
+    from audit.data.task import TaskData
+    from audit.subject import ModelUnderAudit
+
+logger = logging.getLogger(__name__)
+
+Need = Literal["mlm", "classifier", "embeddings", "task", "canaries", "pretrained"]
+ENTRY_POINT_GROUP = "rai_audit.probes"
+
+
+class ProbeConfig(BaseModel):
+    """Base for every probe's settings; unknown keys are errors that name the key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProbeSkipped(Exception):
+    """Raised inside ``run`` when the probe cannot run on this subject or data; recorded as status "skipped"."""
+
+
+class ProbeInputError(ValueError):
+    """Bad input to a probe (a missing column, a malformed file): the message says what is wrong and what is expected."""
+
+
+@dataclass
+class ProbeContext:
+    """Everything a probe may use. One context is made per probe, with its own seed stream.
+
+    subject:        the model under audit (capabilities: mlm / classifier / embeddings).
+    seed:           the probe's seed, derived from the run seed and the probe name.
+    task:           the fine-tuning data with split membership, labels and groups (classifier probes).
+    canary_manifest: path of the canary manifest written at pretraining (privacy exposure).
+    pretrained_dir: the masked-LM checkpoint the classifier was fine-tuned from (shadow models).
+    finetune_recipe: the fine-tuning settings used for the classifier (to train reference models the same way).
+    data_dir:       the data directory setting (``--data-dir`` / RAI_AUDIT_DATA_DIR), for the data catalog.
+    """
+
+    subject: ModelUnderAudit | None
+    seed: int
+    task: TaskData | None = None
+    canary_manifest: Path | None = None
+    pretrained_dir: Path | None = None
+    finetune_recipe: dict[str, Any] | None = None
+    data_dir: Path | None = None
+    progress: Callable[[str], None] = lambda message: None
+    datasets_used: list[DatasetRecord] = field(default_factory=list)
+    rng: np.random.Generator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def load_dataset(self, name: str, **options: Any):
+        """Load a named dataset (or a path) through the data catalog and record its provenance for the report."""
+        from audit.data.catalog import load_dataset
+
+        loaded = load_dataset(name, data_dir=self.data_dir, **options)
+        if all(record.sha256 != loaded.record.sha256 for record in self.datasets_used):
+            self.datasets_used.append(loaded.record)
+        return loaded
+
+    def torch_generator(self):
+        import torch
+
+        return torch.Generator().manual_seed(self.seed)
+
+
+def derive_seed(run_seed: int, *names: str) -> int:
+    """A stable per-probe seed: a hash of the run seed and the names (not Python's salted hash())."""
+    digest = hashlib.sha256(":".join([str(run_seed), *names]).encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class Probe:
+    """Base class. Subclasses set the class attributes and implement ``run``.
+
+    name:        registry key, snake_case.
+    version:     bump when results change meaning.
+    family:      bias | fairness | privacy | attribution.
+    citation:    the paper whose method the probe implements.
+    description: one line for ``rai-audit probes``.
+    needs:       subject capabilities / context items required; a missing one skips the probe with the reason.
+    how_to_read: plain-language guidance shown in the report.
+    Config:      a ProbeConfig subclass with the settings and their defaults.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    family: ClassVar[Family]
+    citation: ClassVar[str]
+    description: ClassVar[str]
+    needs: ClassVar[frozenset[str]] = frozenset()
+    how_to_read: ClassVar[str] = ""
+    Config: ClassVar[type[ProbeConfig]] = ProbeConfig
+
+    def __init__(self, config: ProbeConfig | dict[str, Any] | None = None) -> None:
+        if isinstance(config, ProbeConfig):
+            self.config = config
+        else:
+            try:
+                self.config = self.Config.model_validate(config or {})
+            except ValidationError as error:
+                problem = error.errors()[0]
+                location = ".".join(str(part) for part in problem["loc"])
+                raise ProbeInputError(
+                    f"probe {self.name!r}: setting {location!r}: {problem['msg']}"
+                    f" (valid settings: {', '.join(self.Config.model_fields) or 'none'})"
+                ) from None
+
+    def missing_needs(self, ctx: ProbeContext) -> list[str]:
+        """The needs this context cannot meet, each as a reason a reviewer can read."""
+        missing = []
+        capabilities = set(ctx.subject.capabilities) if ctx.subject is not None else set()
+        for need in sorted(self.needs):
+            if need in ("mlm", "classifier", "embeddings") and need not in capabilities:
+                missing.append(f"the model has no {need} capability")
+            elif need == "task" and ctx.task is None:
+                missing.append("no fine-tuning data with split membership was given")
+            elif need == "canaries" and ctx.canary_manifest is None:
+                missing.append("no canary manifest was found beside the pretrained model")
+            elif need == "pretrained" and ctx.pretrained_dir is None:
+                missing.append("the pretrained checkpoint the classifier came from is unknown")
+        return missing
+
+    def new_result(self, **fields: Any) -> ProbeResult:
+        """A ProbeResult pre-filled with this probe's identity and config."""
+        return ProbeResult(
+            probe=self.name,
+            version=self.version,
+            family=self.family,
+            citation=self.citation,
+            config=self.config.model_dump(mode="json"),
+            description=self.description,
+            how_to_read=self.how_to_read,
+            **fields,
+        )
+
+    def run(self, ctx: ProbeContext) -> ProbeResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def execute(self, ctx: ProbeContext) -> ProbeResult:
+        """Run with failure isolation: skipped when needs are missing, status "error" when the probe raises."""
+        started = time.perf_counter()
+        missing = self.missing_needs(ctx)
+        if missing:
+            result = self.new_result(status="skipped", message="; ".join(missing))
+        else:
+            try:
+                result = self.run(ctx)
+            except ProbeSkipped as reason:
+                result = self.new_result(status="skipped", message=str(reason))
+            except Exception as error:  # isolate: one failing probe must not stop the audit
+                logger.exception("probe %s failed", self.name)
+                result = self.new_result(status="error", message=f"{type(error).__name__}: {error}")
+        result.duration_s = round(time.perf_counter() - started, 3)
+        result.datasets = sorted({record.name for record in ctx.datasets_used} | set(result.datasets))
+        return result
+
+
+_REGISTRY: dict[str, type[Probe]] = {}
+_entry_points_loaded = False
+
+
+class UnknownProbeError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def register(probe_class: type[Probe]) -> type[Probe]:
+    """Class decorator: add a probe to the registry under its ``name``."""
+    existing = _REGISTRY.get(probe_class.name)
+    if existing is not None and existing is not probe_class:
+        raise ValueError(f"two probes are named {probe_class.name!r}: {existing.__module__} and {probe_class.__module__}")
+    _REGISTRY[probe_class.name] = probe_class
+    return probe_class
+
+
+def _load_builtin_and_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    import probes.builtin  # noqa: F401  (registers the built-in probes)
+
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            register(entry_point.load())
+        except Exception as error:  # a broken plug-in must not break the built-ins
+            logger.warning("could not load probe plug-in %s: %s", entry_point.name, error)
+
+
+def available_probes() -> dict[str, type[Probe]]:
+    """Every registered probe, by name, sorted."""
+    _load_builtin_and_entry_points()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_probe(name: str) -> type[Probe]:
+    """The probe class named ``name``; an UnknownProbeError with a "did you mean" otherwise."""
+    probes = available_probes()
+    if name in probes:
+        return probes[name]
+    close = difflib.get_close_matches(name, list(probes), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known probes: {', '.join(probes)}"
+    raise UnknownProbeError(f"unknown probe {name!r}{hint}")

@@ -1,0 +1,1 @@
+"""Bias probes; importing the package registers them."""

@@ -1,0 +1,1 @@
+"""Fairness probes; importing the package registers them."""

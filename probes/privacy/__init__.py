@@ -1,0 +1,1 @@
+"""Privacy probes; importing the package registers them."""
