@@ -1,0 +1,5 @@
+"""``python -m audit`` is the ``rai-audit`` command."""
+
+from audit.cli import main
+
+main()

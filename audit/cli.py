@@ -1,0 +1,245 @@
+"""The ``rai-audit`` command line (contract in DESIGN.md).
+
+Exit codes: 0 success; 1 a policy rule with severity "fail" was broken (gate, run --policy) or a probe ended in
+error (run); 2 bad usage or bad input — one line on stderr naming what is wrong and what is expected, no traceback
+unless ``--debug``, and no partial output files.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Responsible-AI audits of text encoders: bias, fairness, privacy leakage, explanations.")
+data_app = typer.Typer(no_args_is_help=True, help="Datasets the catalog knows and where they resolve.")
+app.add_typer(data_app, name="data")
+
+console = Console(stderr=True)
+_state = {"debug": False}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input (printed as one line, exit 2) rather than a bug."""
+    from audit.config import AuditConfigError
+    from audit.data.task import TaskDataError
+    from audit.results import ResultsFileError
+    from audit.subject import SubjectLoadError
+    from audit.train.errors import TrainInputError
+    from probes.base import ProbeInputError, UnknownProbeError
+
+    errors: list[type[BaseException]] = [AuditConfigError, TaskDataError, ResultsFileError, SubjectLoadError,
+                                         TrainInputError, ProbeInputError, UnknownProbeError]
+    try:
+        from audit.data.errors import DataError
+
+        errors.append(DataError)
+    except ImportError:
+        pass
+    try:
+        from audit.gate import PolicyError
+
+        errors.append(PolicyError)
+    except ImportError:
+        pass
+    try:
+        from audit.compare import CompareError
+
+        errors.append(CompareError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+def _handles_errors(command: Callable) -> Callable:
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except _user_errors() as error:
+            if _state["debug"]:
+                raise
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logging."),
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Show progress logging.")) -> None:
+    _state["debug"] = debug
+    level = logging.DEBUG if debug else (logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _progress(message: str) -> None:
+    console.print(f"[dim]·[/dim] {message}")
+
+
+def _data_dir_option() -> Optional[Path]:
+    return typer.Option(None, "--data-dir", help="Folder laid out like shared/data (else $RAI_AUDIT_DATA_DIR).")
+
+
+@app.command()
+@_handles_errors
+def run(
+    config: Optional[Path] = typer.Argument(None, help="Audit config (TOML). Without it: the built-in default."),
+    out: Path = typer.Option(..., "--out", help="Output folder for results.json, report.html, junit.xml."),
+    policy: Optional[Path] = typer.Option(None, "--policy", help="Gate the run on this policy file."),
+    data_dir: Optional[Path] = _data_dir_option(),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Override the config's seed."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (results depend on it)."),
+) -> None:
+    """Run an audit and write results.json, report.html and junit.xml."""
+    from audit.config import AuditConfigError, default_config, load_audit_config
+    from audit.outputs import write_run_outputs
+    from audit.runner import run_audit
+
+    audit_config = load_audit_config(config) if config else default_config()
+    overrides = {"seed": seed, "threads": threads, "data_dir": str(data_dir) if data_dir else None}
+    audit_config = audit_config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    if out.exists() and not out.is_dir():
+        raise AuditConfigError(f"--out {out}: exists and is not a folder; expected an output folder")
+    gate_policy = None
+    if policy is not None:
+        from audit.gate import load_policy
+
+        gate_policy = load_policy(policy)  # validate before hours of work, not after
+    results = run_audit(audit_config, progress=_progress, command=" ".join(sys.argv))
+    exit_code = 0
+    if gate_policy is not None:
+        from audit.gate import evaluate_policy
+
+        results.verdicts = evaluate_policy(gate_policy, results)
+        exit_code = 1 if any(not v.passed and v.severity == "fail" for v in results.verdicts) else 0
+    written = write_run_outputs(results, out)
+    _print_probe_table(results)
+    for path in written.values():
+        console.print(f"wrote {path}")
+    if any(result.status == "error" for result in results.probes):
+        exit_code = 1
+    raise typer.Exit(exit_code)
+
+
+def _print_probe_table(results) -> None:
+    table = Table(title="rai-audit", show_lines=False)
+    for column in ("probe", "family", "status", "findings", "seconds"):
+        table.add_column(column)
+    for result in results.probes:
+        levels = ", ".join(sorted({finding.level for finding in result.findings})) or "-"
+        table.add_row(result.probe, result.family, result.status, levels, f"{result.duration_s:.1f}")
+    console.print(table)
+
+
+@app.command()
+@_handles_errors
+def report(results_json: Path = typer.Argument(..., help="A results.json written by `rai-audit run`."),
+           out: Path = typer.Option(..., "--out", help="HTML file to write.")) -> None:
+    """Re-render the HTML report from a results.json alone."""
+    from audit.outputs import write_atomic
+    from audit.results import load_results
+    from reports import render_html
+
+    write_atomic(out, render_html(load_results(results_json)))
+    console.print(f"wrote {out}")
+
+
+@app.command()
+@_handles_errors
+def pretrain(config: str = typer.Option(..., "--config", help="Pretraining TOML, or a preset: tiny, small, base."),
+             out: Path = typer.Option(..., "--out", help="Output model folder."),
+             resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
+             data_dir: Optional[Path] = _data_dir_option()) -> None:
+    """Pretrain our transformer with masked-language modelling."""
+    from audit.train.config import load_pretrain_config
+    from audit.train.pretrain import pretrain as run_pretrain
+
+    path = run_pretrain(load_pretrain_config(config), out, data_dir=data_dir, resume=resume,
+                        progress=sys.stderr.isatty())
+    console.print(f"wrote {path}")
+
+
+@app.command()
+@_handles_errors
+def finetune(config: str = typer.Option(..., "--config", help="Fine-tuning TOML (or preset: davidson, scenario)."),
+             from_dir: Path = typer.Option(..., "--from", help="Pretrained model folder."),
+             out: Path = typer.Option(..., "--out", help="Output classifier folder."),
+             data_dir: Optional[Path] = _data_dir_option()) -> None:
+    """Fine-tune a pretrained encoder as a classifier (writes split membership for the privacy probes)."""
+    from audit.train.config import load_finetune_config
+    from audit.train.finetune import run_finetune
+
+    path = run_finetune(load_finetune_config(config), from_dir, out, data_dir=data_dir)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+@_handles_errors
+def gate(results_json: Path = typer.Argument(..., help="results.json to check."),
+         policy: Path = typer.Option(..., "--policy", help="Policy TOML."),
+         baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline results.json."),
+         junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here."),
+         output_format: str = typer.Option("table", "--format", help="table or json (printed on stdout).")) -> None:
+    """Check a results.json against a policy: exit 0 pass, 1 a fail rule broken, 2 bad input."""
+    from audit.gate import run_gate
+
+    raise typer.Exit(run_gate(results_json, policy, baseline=baseline, junit_path=junit,
+                              output_format=output_format))
+
+
+@app.command()
+@_handles_errors
+def compare(runs: list[Path] = typer.Argument(..., help="Two or more results.json files."),
+            out: Path = typer.Option(..., "--out", help="HTML file to write.")) -> None:
+    """Compare runs side by side with paired statistics."""
+    from audit.compare import run_compare
+
+    run_compare(runs, out)
+    console.print(f"wrote {out}")
+
+
+@app.command("probes")
+def list_probes() -> None:
+    """List the registered probes with one-line descriptions."""
+    from probes.base import available_probes
+
+    table = Table(show_header=True)
+    for column in ("probe", "family", "needs", "description"):
+        table.add_column(column)
+    for name, probe in available_probes().items():
+        table.add_row(name, probe.family, ", ".join(sorted(probe.needs)) or "-", probe.description)
+    Console().print(table)
+
+
+@data_app.command("list")
+def data_list(data_dir: Optional[Path] = _data_dir_option()) -> None:
+    """Show where each named dataset resolves."""
+    from audit.data.catalog import describe_catalog
+
+    table = Table(show_header=True)
+    for column in ("dataset", "source", "description"):
+        table.add_column(column)
+    for row in describe_catalog(data_dir):
+        table.add_row(str(row["name"]), str(row["source"]), str(row.get("description", "")))
+    Console().print(table)
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    app()
+
+
+if __name__ == "__main__":
+    main()

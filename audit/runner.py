@@ -1,0 +1,229 @@
+"""Run an audit: resolve the subject, run the probes with failure isolation, assemble ``AuditResults``.
+
+Orchestration only — what each probe measures lives in ``probes``; how results look lives in ``reports``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from audit.config import AuditConfig, TrainRecipe
+from audit.data.task import TaskData
+from audit.results import AuditResults, DatasetRecord, ProbeResult, RunInfo
+from audit.subject import ModelUnderAudit
+from probes.base import Probe, ProbeContext, available_probes, derive_seed, get_probe
+
+logger = logging.getLogger(__name__)
+
+CANARY_MANIFEST = "canaries.json"
+FINETUNE_RECORD = "finetune.json"
+TRACKED_PACKAGES = ("rai-audit", "torch", "transformers", "tokenizers", "datasets", "captum", "fairlearn",
+                    "numpy", "scikit-learn", "scipy", "jinja2", "pydantic", "matplotlib")
+
+
+@dataclass
+class ResolvedSubject:
+    """The model directory to audit and what came with it from training."""
+
+    model_dir: Path
+    mlm_dir: Path | None
+    pretrained_dir: Path | None
+    task: TaskData | None
+    canary_manifest: Path | None
+    finetune_record: dict[str, Any] | None
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RAI_AUDIT_CACHE", Path.home() / ".cache" / "rai-audit"))
+
+
+def recipe_hash(recipe: Any) -> str:
+    """A stable key for a training recipe (cache of trained models)."""
+    from audit import __version__
+
+    payload = json.dumps({"recipe": recipe, "version": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None,
+                  progress: Callable[[str], None] = lambda message: None) -> Path:
+    """Pretrain and fine-tune per the recipe, reusing cached models whose recipe hash matches."""
+    from audit.train.config import finetune_config_from_dict, load_pretrain_config, pretrain_config_from_dict
+    from audit.train.finetune import run_finetune
+    from audit.train.pretrain import pretrain
+
+    if isinstance(recipe.pretrain, str):
+        pretrain_config = load_pretrain_config(recipe.pretrain)
+    else:
+        pretrain_config = pretrain_config_from_dict(recipe.pretrain, source="subject.train.pretrain")
+    finetune_config = finetune_config_from_dict(recipe.finetune, source="subject.train.finetune")
+
+    pretrain_key = recipe_hash(pretrain_config.model_dump(mode="json"))
+    pretrained_dir = cache_dir / "models" / f"pretrained-{pretrain_key}"
+    if (pretrained_dir / "model.safetensors").is_file():
+        progress(f"reusing pretrained model {pretrained_dir}")
+    else:
+        progress("pretraining the subject's encoder (masked-LM)")
+        pretrain(pretrain_config, pretrained_dir, data_dir=data_dir, progress=False)
+
+    finetune_key = recipe_hash([pretrain_key, finetune_config.model_dump(mode="json")])
+    classifier_dir = cache_dir / "models" / f"classifier-{finetune_key}"
+    if (classifier_dir / "model.safetensors").is_file():
+        progress(f"reusing fine-tuned classifier {classifier_dir}")
+    else:
+        progress("fine-tuning the classifier")
+        run_finetune(finetune_config, pretrained_dir, classifier_dir, data_dir=data_dir)
+    return classifier_dir
+
+
+def resolve_subject(config: AuditConfig, *, progress: Callable[[str], None] = lambda message: None
+                    ) -> ResolvedSubject:
+    data_dir = Path(config.data_dir) if config.data_dir else None
+    if config.subject.train is not None:
+        cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+        model_dir = train_subject(config.subject.train, cache_dir=cache_dir, data_dir=data_dir, progress=progress)
+    else:
+        model_dir = Path(config.subject.model).expanduser()
+    record = None
+    if (model_dir / FINETUNE_RECORD).is_file():
+        record = json.loads((model_dir / FINETUNE_RECORD).read_text(encoding="utf-8"))
+    pretrained_dir = None
+    if record and record.get("pretrained_from"):
+        pretrained_dir = Path(record["pretrained_from"])
+        if not pretrained_dir.is_absolute():
+            pretrained_dir = (model_dir / pretrained_dir).resolve()
+    mlm_dir = Path(config.subject.mlm) if config.subject.mlm else None
+    manifest_dir = mlm_dir or pretrained_dir or model_dir
+    manifest = manifest_dir / CANARY_MANIFEST
+    task = TaskData.load(model_dir) if (model_dir / "task.json").is_file() else None
+    return ResolvedSubject(model_dir=model_dir, mlm_dir=mlm_dir, pretrained_dir=pretrained_dir, task=task,
+                           canary_manifest=manifest if manifest.is_file() else None, finetune_record=record)
+
+
+def select_probes(config: AuditConfig) -> list[Probe]:
+    """Instantiate the configured probes; unknown names and bad settings fail before anything runs."""
+    names = list(available_probes()) if "all" in config.probes.run else list(config.probes.run)
+    for name in [*names, *config.probes.skip, *config.probes.settings]:
+        get_probe(name)  # raises UnknownProbeError with a "did you mean"
+    chosen = [name for name in names if name not in set(config.probes.skip)]
+    return [get_probe(name)(config.probes.settings.get(name)) for name in chosen]
+
+
+def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda message: None,
+              command: str = "") -> AuditResults:
+    """Run every selected probe on the subject and return the results (nothing is written here)."""
+    started_at = datetime.now(timezone.utc)
+    started = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    probes = select_probes(config)
+    resolved = resolve_subject(config, progress=progress)
+    subject = ModelUnderAudit.from_pretrained(resolved.model_dir, mlm_path=resolved.mlm_dir)
+    data_dir = Path(config.data_dir) if config.data_dir else None
+
+    results: list[ProbeResult] = []
+    datasets: dict[str, DatasetRecord] = {}
+    for record in (resolved.task.provenance if resolved.task else []):
+        try:
+            dataset = DatasetRecord.model_validate(record)
+            datasets[dataset.sha256 + dataset.name] = dataset
+        except ValueError:
+            logger.warning("ignoring malformed provenance record %r", record)
+    for probe in probes:
+        progress(f"probe {probe.name}")
+        context = ProbeContext(
+            subject=subject,
+            seed=derive_seed(config.seed, probe.name),
+            task=resolved.task,
+            canary_manifest=resolved.canary_manifest,
+            pretrained_dir=resolved.pretrained_dir,
+            finetune_recipe=(resolved.finetune_record or {}).get("config"),
+            data_dir=data_dir,
+            progress=progress,
+        )
+        results.append(probe.execute(context))
+        for record in context.datasets_used:
+            datasets[record.sha256 + record.name] = record
+
+    subject_info = subject.info()
+    subject_info.model_card.update(_model_card_extras(config, resolved))
+    config_as_run = config.model_dump(mode="json")
+    return AuditResults(
+        run=RunInfo(
+            id=_run_id(config_as_run, subject_info.sha256),
+            started=started_at.isoformat(timespec="seconds"),
+            duration_s=round(time.perf_counter() - started, 3),
+            seed=config.seed,
+            threads=torch.get_num_threads(),
+            package_versions=_package_versions(),
+            git_sha=_git_sha(),
+            hardware=_hardware(),
+            command=command,
+        ),
+        subject=subject_info,
+        datasets=sorted(datasets.values(), key=lambda record: record.name),
+        config=config_as_run,
+        probes=results,
+    )
+
+
+def _model_card_extras(config: AuditConfig, resolved: ResolvedSubject) -> dict[str, Any]:
+    card: dict[str, Any] = {}
+    if config.subject.intended_use:
+        card["intended_use"] = config.subject.intended_use
+    if resolved.task is not None:
+        counts = {split: len(resolved.task.split(split)) for split in ("train", "validation", "test")}
+        text = (f"{resolved.task.name}: labels {', '.join(resolved.task.label_names)}; "
+                f"{counts['train']} training, {counts['validation']} validation, {counts['test']} test examples")
+        if resolved.task.planted:
+            text += f"; planted bias {json.dumps(resolved.task.planted, sort_keys=True)}"
+        card["training_data"] = text
+    if resolved.finetune_record:
+        metrics = resolved.finetune_record.get("metrics", {})
+        card["metrics"] = {f"test {key}": value for key, value in metrics.items() if isinstance(value, (int, float))}
+    return card
+
+
+def _run_id(config_as_run: dict[str, Any], weights_sha: str) -> str:
+    """Deterministic: the same config and weights give the same id (results.json must be reproducible)."""
+    payload = json.dumps({"config": config_as_run, "weights": weights_sha}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _git_sha() -> str | None:
+    try:
+        completed = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                   text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return completed.stdout.strip() or None if completed.returncode == 0 else None
+
+
+def _hardware() -> dict[str, str]:
+    hardware = {"platform": platform.platform(), "processor": platform.machine(), "cpus": str(os.cpu_count())}
+    if torch.cuda.is_available():
+        hardware["gpu"] = torch.cuda.get_device_name(0)
+    return hardware

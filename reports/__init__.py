@@ -1,0 +1,5 @@
+"""HTML reports rendered from the result schema alone (``audit.results``), through Jinja2 templates."""
+
+from reports.render import render_compare_html, render_html
+
+__all__ = ["render_html", "render_compare_html"]
