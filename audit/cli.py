@@ -29,34 +29,18 @@ _state = {"debug": False}
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input (printed as one line, exit 2) rather than a bug."""
+    from audit.compare import CompareError
     from audit.config import AuditConfigError
+    from audit.data.errors import DatasetError
     from audit.data.task import TaskDataError
+    from audit.gate import PolicyError
     from audit.results import ResultsFileError
     from audit.subject import SubjectLoadError
     from audit.train.errors import TrainInputError
     from probes.base import ProbeInputError, UnknownProbeError
 
-    errors: list[type[BaseException]] = [AuditConfigError, TaskDataError, ResultsFileError, SubjectLoadError,
-                                         TrainInputError, ProbeInputError, UnknownProbeError]
-    try:
-        from audit.data.errors import DataError
-
-        errors.append(DataError)
-    except ImportError:
-        pass
-    try:
-        from audit.gate import PolicyError
-
-        errors.append(PolicyError)
-    except ImportError:
-        pass
-    try:
-        from audit.compare import CompareError
-
-        errors.append(CompareError)
-    except ImportError:
-        pass
-    return tuple(errors)
+    return (AuditConfigError, CompareError, DatasetError, PolicyError, ProbeInputError, ResultsFileError,
+            SubjectLoadError, TaskDataError, TrainInputError, UnknownProbeError)
 
 
 def _handles_errors(command: Callable) -> Callable:

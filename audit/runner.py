@@ -71,6 +71,7 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
         pretrain_config = pretrain_config_from_dict(recipe.pretrain, source="subject.train.pretrain")
     finetune_config = finetune_config_from_dict(recipe.finetune, source="subject.train.finetune")
 
+    _check_datasets_before_training(pretrain_config, finetune_config, data_dir)
     pretrain_key = recipe_hash(pretrain_config.model_dump(mode="json"))
     pretrained_dir = cache_dir / "models" / f"pretrained-{pretrain_key}"
     if (pretrained_dir / "model.safetensors").is_file():
@@ -87,6 +88,15 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
         progress("fine-tuning the classifier")
         run_finetune(finetune_config, pretrained_dir, classifier_dir, data_dir=data_dir)
     return classifier_dir
+
+
+def _check_datasets_before_training(pretrain_config, finetune_config, data_dir: Path | None) -> None:
+    """Fail on a missing or empty dataset before minutes of pretraining, not after."""
+    from audit.data.catalog import load_dataset, resolve
+
+    if finetune_config.data.dataset is not None:
+        load_dataset(finetune_config.data.dataset, data_dir=data_dir)  # raises on missing, empty, unreadable
+    resolve(pretrain_config.corpus.dataset, data_dir)
 
 
 def resolve_subject(config: AuditConfig, *, progress: Callable[[str], None] = lambda message: None

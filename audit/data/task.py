@@ -36,7 +36,8 @@ class TaskData:
     """Examples of a classification task with their split membership.
 
     label_names[i] names label i; ``positive_label`` is the label treated as the "positive"/harmful decision by
-    fairness metrics (e.g. "abusive"); ``planted`` holds the calibration scenario's planted truth, if any.
+    fairness metrics: selection rate is the rate of predicting it (e.g. "abusive" for a toxicity task,
+    "accepted" in the calibration scenario); ``planted`` holds the calibration scenario's planted truth, if any.
     """
 
     name: str

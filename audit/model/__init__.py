@@ -1,1 +1,38 @@
-"""Our transformer; importing registers it with the transformers Auto classes."""
+"""Our transformer; importing registers it with the transformers Auto classes.
+
+After ``import audit`` (or ``import audit.model``), ``AutoConfig`` / ``AutoModel`` / ``AutoModelForMaskedLM`` /
+``AutoModelForSequenceClassification`` load "rai-transformer" checkpoints without remote code.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+)
+
+from audit.model.configuration import AuditTransformerConfig, ConfigError
+from audit.model.modeling import (
+    AuditTransformerForMaskedLM,
+    AuditTransformerForSequenceClassification,
+    AuditTransformerModel,
+    AuditTransformerPreTrainedModel,
+    ModelInputError,
+)
+
+AutoConfig.register(AuditTransformerConfig.model_type, AuditTransformerConfig, exist_ok=True)
+AutoModel.register(AuditTransformerConfig, AuditTransformerModel, exist_ok=True)
+AutoModelForMaskedLM.register(AuditTransformerConfig, AuditTransformerForMaskedLM, exist_ok=True)
+AutoModelForSequenceClassification.register(
+    AuditTransformerConfig, AuditTransformerForSequenceClassification, exist_ok=True
+)
+
+__all__ = [
+    "AuditTransformerConfig",
+    "AuditTransformerForMaskedLM",
+    "AuditTransformerForSequenceClassification",
+    "AuditTransformerModel",
+    "AuditTransformerPreTrainedModel",
+    "ConfigError",
+    "ModelInputError",
+]

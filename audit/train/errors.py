@@ -1,0 +1,26 @@
+"""Named errors of the training pipeline; every message is one line saying what is wrong and what is expected.
+
+The CLI catches ``TrainInputError`` (and its subclasses) and prints the message with exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class TrainInputError(ValueError):
+    """Bad input to pretraining or fine-tuning (a config, a corpus, a dataset or a model directory)."""
+
+
+class ConfigError(TrainInputError):
+    """A TOML config is unreadable, names an unknown key or holds a value of the wrong kind."""
+
+
+class CorpusError(TrainInputError):
+    """The pretraining corpus is missing, empty or not UTF-8 text."""
+
+
+class CheckpointError(TrainInputError):
+    """A model or checkpoint directory is not one of ours, holds a pickle or cannot be resumed."""
+
+
+class FinetuneDataError(TrainInputError):
+    """The fine-tuning dataset lacks a column, has a single class or cannot be split."""

@@ -1,0 +1,434 @@
+"""Fine-tuning our pretrained encoder as a text classifier (Devlin et al., NAACL 2019, §4: a new head on [CLS]).
+
+``finetune_classifier`` is pure and in memory — the CLI and the membership probe's shadow models both call it:
+it loads the encoder from a pretrained directory with a fresh classification head, trains with AdamW (linear
+warmup and decay, gradient clipping, bf16 autocast when the CPU supports it) and keeps the weights of the
+evaluation with the best validation macro-F1 (higher is better), stopping after ``patience`` evaluations without
+improvement. Seeded: head initialisation, dropout and batch order are reproducible and the caller's global RNG
+state is left untouched.
+
+``run_finetune`` is the CLI path: dataset → labelled examples with a stratified split → fine-tune → a model
+directory with the split membership (task.json / examples.jsonl), test metrics and predictions (finetune.json).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+from audit.data.task import LabelledExample, TaskData
+from audit.train.checkpoint import verify_model_dir
+from audit.train.config import FinetuneConfig, FinetuneDataSection
+from audit.train.errors import FinetuneDataError, TrainInputError
+from audit.train.masking import _mix, step_generator
+from audit.train.pretrain import use_bf16, work_dir_for
+
+logger = logging.getLogger(__name__)
+
+RECIPE_FILE = "finetune.json"
+_STREAM_SHUFFLE, _STREAM_INIT = 11, 12
+
+
+@dataclass
+class FinetuneOutcome:
+    model: Any  # AutoModelForSequenceClassification, in eval mode, holding the best weights
+    tokenizer: Any
+    history: list[dict[str, Any]]
+    best_epoch: float  # fractional epoch of the kept evaluation
+    best_validation_macro_f1: float = float("nan")
+    n_truncated: int = 0  # training + validation texts cut to max_length
+    max_length: int = 0  # the sequence length used: config.max_length capped by the model's positions
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------- training
+def finetune_classifier(
+    pretrained_dir: str | Path,
+    train: list[LabelledExample],
+    validation: list[LabelledExample],
+    config: FinetuneConfig,
+    *,
+    seed: int,
+    num_labels: int | None = None,
+) -> FinetuneOutcome:
+    """Fine-tune a fresh classification head plus the encoder of ``pretrained_dir`` on ``train``.
+
+    ``num_labels`` defaults to 1 + the largest label seen. Early stopping watches macro-F1 on ``validation``.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import audit  # noqa: F401  (registers our model with the Auto classes)
+
+    pretrained_dir = verify_model_dir(pretrained_dir)
+    if not train or not validation:
+        raise FinetuneDataError("fine-tuning needs non-empty train and validation examples")
+    labels_seen = sorted({example.label for example in train})
+    if len(labels_seen) < 2:
+        raise FinetuneDataError(f"the training examples hold a single class ({labels_seen}); need at least two")
+    num_labels = num_labels or 1 + max(example.label for example in [*train, *validation])
+
+    tokenizer = AutoTokenizer.from_pretrained(pretrained_dir)
+    max_length = effective_max_length(pretrained_dir, config.max_length)
+    train_ids, truncated_train = encode(tokenizer, [e.text for e in train], max_length=max_length)
+    validation_ids, truncated_validation = encode(tokenizer, [e.text for e in validation], max_length=max_length)
+    n_truncated = truncated_train + truncated_validation
+    if n_truncated:
+        logger.info("truncated %d of %d texts to max_length=%d tokens", n_truncated,
+                    len(train) + len(validation), max_length)
+    train_labels = torch.tensor([example.label for example in train])
+    validation_labels = np.asarray([example.label for example in validation])
+
+    overrides: dict[str, Any] = {"num_labels": num_labels, "classifier_dropout": config.classifier_dropout}
+    if config.hidden_dropout_prob is not None:
+        overrides["hidden_dropout_prob"] = config.hidden_dropout_prob
+    bf16 = use_bf16(config.precision, hidden_size=_hidden_size(pretrained_dir))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_mix(seed, _STREAM_INIT))
+        model = AutoModelForSequenceClassification.from_pretrained(pretrained_dir, **overrides)
+        history, best_state, best_epoch, best_f1 = _train_loop(
+            model, tokenizer, train_ids, train_labels, validation_ids, validation_labels, config, seed=seed, bf16=bf16
+        )
+    model.load_state_dict(best_state)
+    model.eval()
+    return FinetuneOutcome(model, tokenizer, history, best_epoch, best_f1, n_truncated, max_length)
+
+
+def _hidden_size(model_dir: Path) -> int | None:
+    return json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8")).get("hidden_size")
+
+
+def effective_max_length(model_dir: Path, requested: int) -> int:
+    """``requested`` capped by the model's ``max_position_embeddings`` (a longer input cannot be encoded)."""
+    positions = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8")).get(
+        "max_position_embeddings", requested
+    )
+    if requested > positions:
+        logger.info("max_length %d exceeds the model's %d positions; using %d", requested, positions, positions)
+    return min(requested, positions)
+
+
+def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, validation_labels, config, *, seed, bf16):
+    pad_id = tokenizer.pad_token_id
+    n = len(train_ids)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    eval_points = {
+        min(steps_per_epoch, round(steps_per_epoch * (k + 1) / config.evals_per_epoch))
+        for k in range(config.evals_per_epoch)
+    }
+    optimizer = _optimizer(model, config)
+    history: list[dict[str, Any]] = []
+    best_f1, best_epoch, best_state, stale = -1.0, 0.0, None, 0
+    step, window_loss, window_steps = 0, 0.0, 0
+    model.train()
+    for epoch in range(config.epochs):
+        order = torch.randperm(n, generator=step_generator(seed, epoch, stream=_STREAM_SHUFFLE)).tolist()
+        for batch_index in range(steps_per_epoch):
+            chosen = order[batch_index * config.batch_size:(batch_index + 1) * config.batch_size]
+            input_ids, attention_mask = pad_batch([train_ids[i] for i in chosen], pad_id)
+            for group in optimizer.param_groups:
+                group["lr"] = _linear_schedule(step, total_steps, config)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = model(input_ids, attention_mask=attention_mask, labels=train_labels[chosen]).loss
+            loss.backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window_loss += float(loss.detach())
+            window_steps += 1
+            if batch_index + 1 not in eval_points:
+                continue
+            predictions = predict_logits(model, validation_ids, pad_id=pad_id, batch_size=config.eval_batch_size,
+                                         bf16=bf16).argmax(axis=1)
+            model.train()
+            macro_f1 = float(f1_score(validation_labels, predictions, average="macro", zero_division=0))
+            fractional_epoch = epoch + (batch_index + 1) / steps_per_epoch
+            history.append({
+                "epoch": round(fractional_epoch, 4), "step": step, "train_loss": window_loss / window_steps,
+                "validation_macro_f1": macro_f1,
+                "validation_accuracy": float(accuracy_score(validation_labels, predictions)),
+            })
+            window_loss, window_steps = 0.0, 0
+            logger.info("epoch %.2f: validation macro-F1 %.4f", fractional_epoch, macro_f1)
+            if macro_f1 > best_f1:
+                best_f1, best_epoch, stale = macro_f1, fractional_epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    return history, best_state, best_epoch, best_f1
+    return history, best_state, best_epoch, best_f1
+
+
+def _optimizer(model, config: FinetuneConfig) -> torch.optim.AdamW:
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        (no_decay if parameter.ndim < 2 or "embeddings" in name else decay).append(parameter)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.learning_rate,
+    )
+
+
+def _linear_schedule(step: int, total_steps: int, config: FinetuneConfig) -> float:
+    warmup = max(1, round(config.warmup_fraction * total_steps)) if config.warmup_fraction > 0 else 0
+    if step < warmup:
+        return config.learning_rate * (step + 1) / warmup
+    return config.learning_rate * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+
+# ----------------------------------------------------------------------------------------------- inference
+def encode(tokenizer, texts: list[str], *, max_length: int) -> tuple[list[list[int]], int]:
+    """Token ids with [CLS]/[SEP], cut to ``max_length`` (keeping the final [SEP]); also the number cut."""
+    encodings = tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=True)
+    sep_id = tokenizer.sep_token_id
+    ids, truncated = [], 0
+    for encoding in encodings:
+        tokens = encoding.ids
+        if len(tokens) > max_length:
+            truncated += 1
+            tokens = tokens[: max_length - 1] + [sep_id]
+        ids.append(tokens)
+    return ids, truncated
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to the longest sequence of the batch (dynamic padding)."""
+    width = max(len(sequence) for sequence in sequences)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        input_ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        attention_mask[row, : len(sequence)] = 1
+    return input_ids, attention_mask
+
+
+@torch.no_grad()
+def predict_logits(model, sequences: list[list[int]], *, pad_id: int, batch_size: int = 128,
+                   bf16: bool = False) -> np.ndarray:
+    """Classifier logits (N, C) in input order; batches are formed by length so little padding is computed."""
+    model.eval()
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    out = np.zeros((len(sequences), model.config.num_labels), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        chosen = order[start:start + batch_size]
+        input_ids, attention_mask = pad_batch([sequences[i] for i in chosen], pad_id)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(input_ids, attention_mask=attention_mask).logits
+        out[chosen] = logits.float().numpy()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- CLI path
+def run_finetune(config: FinetuneConfig, from_dir: str | Path, out_dir: str | Path, *, data_dir=None) -> Path:
+    """Load the data, split, fine-tune, evaluate on test and write the classifier directory ``out_dir``."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise TrainInputError(f"output directory {out_dir} already exists and is not empty; choose a new --out")
+    from_dir = verify_model_dir(from_dir)
+    task = build_task(config.data, data_dir=data_dir)
+    outcome = finetune_classifier(
+        from_dir, task.split("train"), task.split("validation"), config, seed=config.seed,
+        num_labels=len(task.label_names),
+    )
+    test = task.split("test")
+    test_ids, truncated_test = encode(outcome.tokenizer, [e.text for e in test], max_length=outcome.max_length)
+    logits = predict_logits(outcome.model, test_ids, pad_id=outcome.tokenizer.pad_token_id,
+                            batch_size=config.eval_batch_size,
+                            bf16=use_bf16(config.precision, hidden_size=outcome.model.config.hidden_size))
+    probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    predictions = probabilities.argmax(axis=1)
+    test_labels = np.asarray([example.label for example in test])
+    metrics = classification_metrics(test_labels, predictions, task.label_names)
+    logger.info("test macro-F1 %.4f, accuracy %.4f", metrics["macro_f1"], metrics["accuracy"])
+
+    model = outcome.model
+    model.config.id2label = dict(enumerate(task.label_names))
+    model.config.label2id = {name: index for index, name in enumerate(task.label_names)}
+    work = work_dir_for(out_dir)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        model.save_pretrained(work)
+        outcome.tokenizer.save_pretrained(work)
+        task.save(work)
+        recipe = {
+            "recipe": config.model_dump(mode="json"),
+            "pretrained_from": str(from_dir.resolve()),
+            "label_names": task.label_names,
+            "positive_label": task.positive_label,
+            "splits": {name: len(task.split(name)) for name in ("train", "validation", "test")},
+            "max_length": outcome.max_length,
+            "n_truncated": outcome.n_truncated + truncated_test,
+            "best_epoch": outcome.best_epoch,
+            "best_validation_macro_f1": outcome.best_validation_macro_f1,
+            "history": outcome.history,
+            "metrics": {"test": metrics},
+            "test_predictions": [
+                {"id": example.id, "label": int(example.label), "prediction": int(prediction),
+                 "probabilities": [round(float(p), 6) for p in row]}
+                for example, prediction, row in zip(test, predictions, probabilities)
+            ],
+        }
+        (work / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
+        if out_dir.exists():
+            out_dir.rmdir()
+        work.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-class precision / recall / F1 / support (all higher is better)."""
+    indices = list(range(len(label_names)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=indices, zero_division=0
+    )
+    return {
+        "n": int(len(labels)),
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "macro_f1": float(f1_score(labels, predictions, labels=indices, average="macro", zero_division=0)),
+        "per_class": {
+            name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                   "support": int(support[i])}
+            for i, name in enumerate(label_names)
+        },
+    }
+
+
+# ----------------------------------------------------------------------------------------------- data
+def build_task(section: FinetuneDataSection, *, data_dir=None) -> TaskData:
+    """The labelled examples with split membership, from the calibration scenario or a dataset."""
+    if section.scenario is not None:
+        from audit.data.scenarios import make_calibration_scenario
+
+        scenario = section.scenario
+        return make_calibration_scenario(
+            n_examples=scenario.n_examples, bias_strength=scenario.bias_strength, seed=scenario.seed,
+            test_fraction=section.test_fraction, validation_fraction=section.validation_fraction,
+        )
+    if section.dataset is None:
+        raise FinetuneDataError("fine-tuning config has no data source; set data.dataset or data.scenario")
+    from audit.data.catalog import load_dataset
+    from audit.data.errors import DatasetError
+
+    columns = [section.text_column, section.label_column, *section.group_columns]
+    if section.split_column:
+        columns.append(section.split_column)
+    try:
+        loaded = load_dataset(section.dataset, data_dir=data_dir, require_columns=columns)
+    except DatasetError as error:
+        raise FinetuneDataError(f"fine-tuning data: {error}") from None
+    rows = loaded.dataset.select_columns(list(dict.fromkeys(columns))).to_dict()
+    examples, label_names = _labelled_rows(rows, section)
+    if section.max_examples is not None and len(examples) > section.max_examples:
+        keep = np.sort(np.random.default_rng([section.split_seed, 3]).permutation(len(examples))[: section.max_examples])
+        examples = [examples[i] for i in keep]
+    if section.split_column:
+        splits = _given_splits(rows, examples, section.split_column)
+    else:
+        splits = stratified_split([label for _, _, label, _ in examples], section.validation_fraction,
+                                  section.test_fraction, seed=section.split_seed)
+    labelled = [
+        LabelledExample(id=row_id, text=text, label=label, split=split, groups=groups)
+        for (row_id, text, label, groups), split in zip(examples, splits)
+    ]
+    positive = 1 if len(label_names) == 2 else 0
+    if section.positive_label is not None:
+        if section.positive_label not in label_names:
+            raise FinetuneDataError(
+                f"positive_label {section.positive_label!r} is not a label name ({', '.join(label_names)})"
+            )
+        positive = label_names.index(section.positive_label)
+    return TaskData(
+        name=section.name or Path(str(section.dataset)).stem,
+        label_names=label_names,
+        examples=labelled,
+        positive_label=positive,
+        group_columns=list(section.group_columns),
+        provenance=[loaded.record.model_dump(mode="json")],
+    )
+
+
+def _labelled_rows(rows: dict[str, list], section: FinetuneDataSection):
+    texts, raw_labels = rows[section.text_column], rows[section.label_column]
+    kept, dropped = [], 0
+    for index, (text, raw) in enumerate(zip(texts, raw_labels)):
+        if not isinstance(text, str) or not text.strip() or raw is None:
+            dropped += 1
+            continue
+        key = _label_key(raw)
+        name = section.label_map.get(key) if section.label_map is not None else key
+        if name is None:
+            dropped += 1
+            continue
+        groups = {column: _label_key(rows[column][index]) for column in section.group_columns}
+        kept.append((str(index), text, name, groups))
+    if dropped:
+        logger.info("dropped %d rows without text or with a label outside label_map", dropped)
+    names_seen = sorted({name for _, _, name, _ in kept})
+    label_names = list(section.label_names) if section.label_names is not None else names_seen
+    unknown = [name for name in names_seen if name not in label_names]
+    if unknown:
+        raise FinetuneDataError(f"labels {unknown} are not in label_names {label_names}; add them or map them")
+    if len(names_seen) < 2:
+        raise FinetuneDataError(
+            f"column {section.label_column!r} holds a single class ({names_seen}); a classifier needs at least two"
+        )
+    return [(row_id, text, label_names.index(name), groups) for row_id, text, name, groups in kept], label_names
+
+
+def _label_key(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def stratified_split(labels: list[int], validation_fraction: float, test_fraction: float, *, seed: int) -> list[str]:
+    """Seeded per-class split into train / validation / test with the given fractions (rounded per class)."""
+    rng = np.random.default_rng([seed, 5])
+    splits = ["train"] * len(labels)
+    by_class: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_class.setdefault(label, []).append(index)
+    for label in sorted(by_class):
+        members = np.asarray(by_class[label])[rng.permutation(len(by_class[label]))]
+        n_test = round(test_fraction * len(members))
+        n_validation = round(validation_fraction * len(members))
+        for index in members[:n_test]:
+            splits[index] = "test"
+        for index in members[n_test:n_test + n_validation]:
+            splits[index] = "validation"
+    for name in ("train", "validation", "test"):
+        if name not in splits:
+            raise FinetuneDataError(f"too few examples ({len(labels)}) for a non-empty {name} split")
+    return splits
+
+
+def _given_splits(rows: dict[str, list], examples, column: str) -> list[str]:
+    aliases = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation",
+               "val": "validation", "test": "test"}
+    splits = []
+    for row_id, _, _, _ in examples:
+        value = str(rows[column][int(row_id)]).strip().lower()
+        if value not in aliases:
+            raise FinetuneDataError(f"split column {column!r} holds {value!r}; expected train, validation or test")
+        splits.append(aliases[value])
+    for name in ("train", "validation", "test"):
+        if name not in splits:
+            raise FinetuneDataError(f"split column {column!r} has no {name!r} rows")
+    return splits
