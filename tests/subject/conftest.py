@@ -1,0 +1,62 @@
+"""Tiny Hugging Face model directories for the subject-adapter tests, built offline from configs.
+
+Sizes follow the project convention: vocab 99, hidden 32, 4 heads, 2 layers. Every directory holds
+``model.safetensors`` + ``config.json`` + a fast WordPiece tokenizer trained here on a few sentences.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import (
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertModel,
+    DistilBertForMaskedLM,
+    DistilBertForSequenceClassification,
+    PreTrainedTokenizerFast,
+)
+
+from audit.model import AuditTransformerForMaskedLM, AuditTransformerForSequenceClassification
+from tiny_models import SENTENCES, bert_config, build_tokenizer, distilbert_config, ours_config, save
+
+def _seeded(factory, seed: int):
+    torch.manual_seed(seed)
+    return factory().eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer() -> PreTrainedTokenizerFast:
+    return build_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
+    """Saved tiny models by name; the classifiers ``bert_cls_ft`` / ``ours_cls_ft`` record ``bert_mlm`` /
+    ``ours_mlm`` as ``pretrained_from`` in their ``finetune.json``."""
+    root = tmp_path_factory.mktemp("subject_models")
+    dirs = {
+        "bert_mlm": save(_seeded(lambda: BertForMaskedLM(bert_config()), 1), tiny_tokenizer, root / "bert_mlm"),
+        "distil_mlm": save(_seeded(lambda: DistilBertForMaskedLM(distilbert_config()), 2), tiny_tokenizer,
+                           root / "distil_mlm"),
+        "distil_cls": save(_seeded(lambda: DistilBertForSequenceClassification(distilbert_config(num_labels=3)), 3),
+                           tiny_tokenizer, root / "distil_cls"),
+        "bert_base": save(_seeded(lambda: BertModel(bert_config()), 4), tiny_tokenizer, root / "bert_base"),
+        "bert_cls_ft": save(_seeded(lambda: BertForSequenceClassification(bert_config(num_labels=2)), 5),
+                            tiny_tokenizer, root / "bert_cls_ft"),
+        "ours_mlm": save(_seeded(lambda: AuditTransformerForMaskedLM(ours_config()), 6), tiny_tokenizer,
+                         root / "ours_mlm"),
+        "ours_cls_ft": save(_seeded(lambda: AuditTransformerForSequenceClassification(ours_config(num_labels=2)), 7),
+                            tiny_tokenizer, root / "ours_cls_ft"),
+    }
+    (dirs["ours_cls_ft"] / "finetune.json").write_text(json.dumps({"pretrained_from": "../ours_mlm"}))
+    (dirs["bert_cls_ft"] / "finetune.json").write_text(json.dumps({"pretrained_from": "../bert_mlm"}))
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def sentences() -> list[str]:
+    return list(SENTENCES)
