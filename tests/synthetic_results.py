@@ -15,7 +15,8 @@ from audit.results import (
     Table,
 )
 
-XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
+# Each payload would leave a mark in the DOM if it ever ran (checked by the headless-browser test).
+XSS = '<script>document.title="XSS-RAN"</script><img src=x onerror="document.body.dataset.xss=1">'
 
 
 def build_results(n_rows: int = 20) -> AuditResults:

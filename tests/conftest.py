@@ -1,0 +1,66 @@
+"""Shared fixtures of the whole test suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# ------------------------------------------------------------------------------------------------------------------
+# Real-data trained models (audit.train) — session-scoped, built once and reused by every slow test that needs them.
+#   small_pretrained_dir     the `small` preset pretrained on wiki_passages, with canaries (canaries.json beside it)
+#   davidson_classifier_dir  small_pretrained_dir fine-tuned on Davidson abusive-vs-neither (finetune_davidson preset)
+# Both need RAI_AUDIT_DATA_DIR (CI sets it to ../shared/data); use them only from @pytest.mark.slow tests.
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def _real_data_dir() -> Path:
+    data_dir = os.environ.get("RAI_AUDIT_DATA_DIR", "").strip()
+    if not data_dir:
+        pytest.skip("RAI_AUDIT_DATA_DIR is not set; real-data tests need the shared data folder")
+    return Path(data_dir)
+
+
+@pytest.fixture(scope="session")
+def small_pretrained_dir(tmp_path_factory) -> Path:
+    from audit.train.config import load_pretrain_config
+    from audit.train.pretrain import pretrain
+
+    data_dir = _real_data_dir()
+    out = tmp_path_factory.mktemp("small_pretrained") / "model"
+    return pretrain(load_pretrain_config("small"), out, data_dir=data_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def davidson_classifier_dir(tmp_path_factory, small_pretrained_dir) -> Path:
+    from audit.train.config import load_finetune_config
+    from audit.train.finetune import run_finetune
+
+    data_dir = _real_data_dir()
+    out = tmp_path_factory.mktemp("davidson_classifier") / "model"
+    return run_finetune(load_finetune_config("davidson"), small_pretrained_dir, out, data_dir=data_dir)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Calibration-scenario classifiers — the known answers of the bias, fairness, attribution, gate and compare tests.
+#   scenario_classifiers["planted"]  fine-tuned on make_calibration_scenario(bias_strength=0.8)
+#   scenario_classifiers["control"]  the same texts, groups and splits with no flipped labels (bias_strength=0)
+# Both start from small_pretrained_dir with the `scenario` fine-tuning preset and the same seed.
+# ------------------------------------------------------------------------------------------------------------------
+SCENARIO_BIAS = {"planted": 0.8, "control": 0.0}
+
+
+@pytest.fixture(scope="session")
+def scenario_classifiers(tmp_path_factory, small_pretrained_dir) -> dict[str, Path]:
+    from audit.train.config import finetune_config_from_dict
+    from audit.train.finetune import run_finetune
+
+    root = tmp_path_factory.mktemp("scenario_classifiers")
+    directories = {}
+    for name, strength in SCENARIO_BIAS.items():
+        config = finetune_config_from_dict(
+            {"preset": "scenario", "data": {"scenario": {"bias_strength": strength, "n_examples": 2000, "seed": 0}}}
+        )
+        directories[name] = run_finetune(config, small_pretrained_dir, root / name)
+    return directories
