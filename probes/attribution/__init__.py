@@ -1,1 +1,10 @@
-"""Attribution probes; importing the package registers them."""
+"""Attribution probes; importing the package registers them.
+
+- ``attributions`` (integrated_gradients.py): IG, gradient × input, attention rollout, IG completeness deltas;
+- ``faithfulness`` (faithfulness.py): ERASER comprehensiveness / sufficiency / AOPC against a random ranking;
+- ``sanity`` (sanity.py): Adebayo et al.'s cascading model-parameter randomisation;
+- ``identity_attribution`` (identity.py): attribution mass on identity terms and its counterfactual change.
+The shared computation lives in adapter.py (model view), methods.py (attribution methods) and common.py.
+"""
+
+from probes.attribution import faithfulness, identity, integrated_gradients, sanity  # noqa: F401
