@@ -11,11 +11,11 @@ Unknown keys are errors (``extra="forbid"``) so that a typo never silently falls
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audit.train.errors import ConfigError
@@ -42,7 +42,7 @@ class ModelSection(_Strict):
     initializer_range: float = Field(0.02, gt=0.0)
 
     @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> "ModelSection":
+    def _heads_divide_hidden(self) -> ModelSection:
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} must be a multiple of num_attention_heads {self.num_attention_heads}"
@@ -86,7 +86,7 @@ class PretrainTrainSection(_Strict):
     checkpoint_every: int = Field(200, gt=0)
 
     @model_validator(mode="after")
-    def _has_a_stop(self) -> "PretrainTrainSection":
+    def _has_a_stop(self) -> PretrainTrainSection:
         if self.max_steps is None and self.max_minutes is None:
             raise ValueError("set max_steps or max_minutes (or both) so that training stops")
         return self
@@ -107,7 +107,7 @@ class CanarySection(_Strict):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _well_formed(self) -> "CanarySection":
+    def _well_formed(self) -> CanarySection:
         if self.format.count("{}") != 1:
             raise ValueError("format must contain exactly one '{}' where the secret goes")
         if not self.repeats or any(r <= 0 for r in self.repeats) or len(set(self.repeats)) != len(self.repeats):
@@ -162,7 +162,7 @@ class FinetuneDataSection(_Strict):
     max_examples: int | None = Field(None, gt=0)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "FinetuneDataSection":
+    def _one_source(self) -> FinetuneDataSection:
         if self.dataset is not None and self.scenario is not None:
             raise ValueError("give either dataset or scenario, not both")
         return self

@@ -131,10 +131,11 @@ def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, valid
     best_f1, best_epoch, best_state, stale = -1.0, 0.0, None, 0
     step, window_loss, window_steps = 0, 0.0, 0
     model.train()
+    lengths = [len(ids) for ids in train_ids]
     for epoch in range(config.epochs):
-        order = torch.randperm(n, generator=step_generator(seed, epoch, stream=_STREAM_SHUFFLE)).tolist()
-        for batch_index in range(steps_per_epoch):
-            chosen = order[batch_index * config.batch_size:(batch_index + 1) * config.batch_size]
+        batches = _length_bucketed_batches(lengths, config.batch_size,
+                                           step_generator(seed, epoch, stream=_STREAM_SHUFFLE))
+        for batch_index, chosen in enumerate(batches):
             input_ids, attention_mask = pad_batch([train_ids[i] for i in chosen], pad_id)
             for group in optimizer.param_groups:
                 group["lr"] = _linear_schedule(step, total_steps, config)
@@ -170,6 +171,20 @@ def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, valid
                 if stale >= config.patience:
                     return history, best_state, best_epoch, best_f1
     return history, best_state, best_epoch, best_f1
+
+
+def _length_bucketed_batches(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """Shuffled batches of similar-length examples: shuffle, sort within windows of 50 batches by length, cut
+    into batches, shuffle the batch order. Dynamic padding then wastes little compute; every example is used
+    once per epoch, and the order depends only on the generator."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: lengths[i])
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in shuffled]
 
 
 def _optimizer(model, config: FinetuneConfig) -> torch.optim.AdamW:
@@ -299,7 +314,7 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, label_na
         labels, predictions, labels=indices, zero_division=0
     )
     return {
-        "n": int(len(labels)),
+        "n": len(labels),
         "accuracy": float(accuracy_score(labels, predictions)),
         "macro_f1": float(f1_score(labels, predictions, labels=indices, average="macro", zero_division=0)),
         "per_class": {

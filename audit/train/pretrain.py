@@ -16,7 +16,6 @@ from (seed, step), so nothing depends on how often a run was interrupted.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -80,6 +79,7 @@ def pretrain(
     ``stop_after_steps`` interrupts the run after that many steps, leaving a checkpoint to ``resume`` from; the
     unfinished directory is then returned instead of ``out_dir``.
     """
+    wall_start = time.perf_counter()
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise TrainInputError(f"output directory {out_dir} already exists and is not empty; choose a new --out")
@@ -122,6 +122,7 @@ def pretrain(
         manifest.save(work)
     recipe = _recipe(config, corpus.provenance, training_docs, heldout_docs, train_sequences, summary, manifest,
                      len(tokenizer))
+    recipe["wall_seconds"] = time.perf_counter() - wall_start  # this session: corpus, tokenizer, training, saving
     (work / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(work / CHECKPOINT_DIR, ignore_errors=True)
     (work / CONFIG_FILE).unlink(missing_ok=True)
