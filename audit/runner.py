@@ -160,7 +160,7 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
             task=resolved.task,
             canary_manifest=resolved.canary_manifest,
             pretrained_dir=resolved.pretrained_dir,
-            finetune_recipe=(resolved.finetune_record or {}).get("config"),
+            finetune_recipe=(resolved.finetune_record or {}).get("recipe"),
             data_dir=data_dir,
             progress=progress,
         )
