@@ -202,7 +202,7 @@ def _model_card_extras(config: AuditConfig, resolved: ResolvedSubject) -> dict[s
             text += f"; planted bias {json.dumps(resolved.task.planted, sort_keys=True)}"
         card["training_data"] = text
     if resolved.finetune_record:
-        metrics = resolved.finetune_record.get("metrics", {})
+        metrics = resolved.finetune_record.get("metrics", {}).get("test", {})
         card["metrics"] = {f"test {key}": value for key, value in metrics.items() if isinstance(value, (int, float))}
     return card
 
