@@ -23,6 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from audit.validation import describe_validation_error
+
 
 class AuditConfigError(ValueError):
     """An audit config that cannot be used; the message names the file, the key and what is expected."""
@@ -86,7 +88,17 @@ DEFAULT_AUDIT: dict[str, Any] = {
             "against a known answer. Not for real decisions."
         ),
     },
-    "probes": {"run": ["all"], "settings": {}},
+    "probes": {
+        "run": ["all"],
+        # Budget settings for ~10 minutes on 2 CPU cores; a real audit should raise them (see README).
+        "settings": {
+            "membership": {"n_reference_models": 2},
+            "attributions": {"n_examples": 32},
+            "faithfulness": {"n_examples": 32},
+            "sanity": {"n_examples": 16},
+            "identity_attribution": {"n_examples": 48},
+        },
+    },
 }
 
 
@@ -112,8 +124,4 @@ def config_from_dict(data: dict[str, Any], *, source: str = "<config>") -> Audit
     try:
         return AuditConfig.model_validate(data)
     except ValidationError as error:
-        problem = error.errors()[0]
-        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
-        if problem["type"] == "extra_forbidden":
-            raise AuditConfigError(f"{source}: unknown key {key!r}") from None
-        raise AuditConfigError(f"{source}: {key}: {problem['msg']}") from None
+        raise AuditConfigError(describe_validation_error(error, source)) from None

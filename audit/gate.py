@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audit.results import AuditResults, Metric, ProbeResult, Verdict, load_results
+from audit.validation import describe_validation_error
 
 Statistic = Literal["value", "ci_low", "ci_high"]
 
@@ -83,11 +84,7 @@ def load_policy(path: str | Path) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as error:
-        problem = error.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        if problem["type"] == "extra_forbidden":
-            raise PolicyError(f"{path}: unknown key {where!r}") from None
-        raise PolicyError(f"{path}: {where}: {problem['msg']}") from None
+        raise PolicyError(describe_validation_error(error, str(path))) from None
 
 
 def _suggest(name: str, options: list[str]) -> str:

@@ -182,3 +182,15 @@ def minimum_detectable_difference(n_a: int, n_b: int, base_rate: float, *, alpha
     z = scipy_stats.norm.ppf(1 - alpha / 2) + scipy_stats.norm.ppf(power)
     variance = base_rate * (1 - base_rate) * (1 / n_a + 1 / n_b)
     return float(z * math.sqrt(max(variance, 1e-12)))
+
+
+def finite_interval(replicates: np.ndarray | None, *, confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Percentile interval over the finite replicates only; (None, None) when there are none (undefined metric)."""
+    if replicates is None:
+        return None, None
+    finite = np.asarray(replicates, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return None, None
+    low, high = percentile_interval(finite, confidence=confidence)
+    return float(low), float(high)

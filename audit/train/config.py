@@ -19,6 +19,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audit.train.errors import ConfigError
+from audit.validation import describe_validation_error
 
 PRETRAIN_PRESETS = ("tiny", "small", "base")
 FINETUNE_PRESETS = ("davidson", "scenario")
@@ -252,8 +253,4 @@ def _validate(data: dict[str, Any], model, source: str):
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        if first["type"] == "extra_forbidden":
-            raise ConfigError(f"{source}: unknown key {key!r}; check the spelling against the documented keys") from None
-        raise ConfigError(f"{source}: bad value for {key!r}: {first['msg']}") from None
+        raise ConfigError(describe_validation_error(error, source)) from None

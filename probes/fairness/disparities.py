@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from probes.stats import percentile_interval
+from probes.stats import finite_interval
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,7 @@ def _finite(value) -> float | None:
 
 
 def _interval(replicates: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
-    finite = replicates[np.isfinite(replicates)]
-    if finite.size == 0:
-        return None, None
-    low, high = percentile_interval(finite, confidence=confidence)
-    return _finite(low), _finite(high)
+    return finite_interval(replicates, confidence=confidence)
 
 
 def _range_replicates(replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ from probes.fairness.disparities import Estimate, difference, equalized_odds, ra
 from probes.fairness.frame import UNDEFINED_REASONS, defined_mask, metric_frame_estimates
 from probes.fairness.predictions import Decisions, predict, split_examples
 from probes.fairness.rates import ALL_METRICS, FN, FP, TN, TP, Grouping, GroupStatistics, group_statistics
-from probes.stats import benjamini_hochberg, holm, minimum_detectable_difference, percentile_interval
+from probes.stats import benjamini_hochberg, finite_interval, holm, minimum_detectable_difference
 
 DIRECTION = {
     "base_rate": None, "selection_rate": None, "accuracy": True, "tpr": True, "fpr": False, "fnr": False,
@@ -217,13 +217,7 @@ class _Report:
 
     # per-group metrics ----------------------------------------------------------------------------------------
     def _interval(self, replicates: np.ndarray | None) -> tuple[float | None, float | None]:
-        if replicates is None:
-            return None, None
-        finite = replicates[np.isfinite(replicates)]
-        if finite.size == 0:
-            return None, None
-        low, high = percentile_interval(finite, confidence=self.config.confidence)
-        return float(low), float(high)
+        return finite_interval(replicates, confidence=self.config.confidence)
 
     def add_grouping(self, grouping: Grouping, stats: GroupStatistics, point: dict, reference: int) -> None:
         counts = stats.counts[grouping.name]

@@ -28,7 +28,7 @@ from probes.fairness.dialect import DEFAULT_THRESHOLD
 from probes.fairness.disparities import difference, equalized_odds
 from probes.fairness.predictions import predict, split_examples
 from probes.fairness.rates import Grouping, group_statistics
-from probes.stats import paired_bootstrap_diff, percentile_interval
+from probes.stats import finite_interval, paired_bootstrap_diff
 
 RATES = ("selection_rate", "tpr", "fpr", "accuracy")
 
@@ -167,13 +167,7 @@ class MitigationProbe(Probe):
         return self._result(feature, grouping, stats, cost, p_value, thresholds, evaluation, before, after)
 
     def _interval(self, replicates):
-        if replicates is None:
-            return None, None
-        finite = replicates[np.isfinite(replicates)]
-        if finite.size == 0:
-            return None, None
-        low, high = percentile_interval(finite, confidence=self.config.confidence)
-        return float(low), float(high)
+        return finite_interval(replicates, confidence=self.config.confidence)
 
     def _result(self, feature, grouping, stats, cost, p_value, thresholds, evaluation, before, after) -> ProbeResult:
         config = self.config

@@ -32,7 +32,7 @@ from probes.base import Probe, ProbeConfig, ProbeContext, ProbeInputError, Probe
 from probes.fairness.groups import IDENTITY_TERMS, identity_mentions
 from probes.fairness.predictions import split_examples
 from probes.fairness.rates import resample_weights, weighted_auc
-from probes.stats import percentile_interval
+from probes.stats import finite_interval
 
 DATASETS = {
     # catalog name: (text column, label column, value meaning toxic)
@@ -166,13 +166,7 @@ class SubgroupAUCProbe(Probe):
         return self._result(results, mentions, labels, scores, ids, warnings)
 
     def _interval(self, replicates):
-        if replicates is None:
-            return None, None
-        finite = replicates[np.isfinite(replicates)]
-        if finite.size == 0:
-            return None, None
-        low, high = percentile_interval(finite, confidence=self.config.confidence)
-        return float(low), float(high)
+        return finite_interval(replicates, confidence=self.config.confidence)
 
     def _result(self, results, mentions, labels, scores, ids, warnings) -> ProbeResult:
         overall_value, overall_reps = results["__overall__"]["overall_auc"]
