@@ -66,6 +66,11 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and
     _state["debug"] = debug
     level = logging.DEBUG if debug else (logging.INFO if verbose else logging.WARNING)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not debug:  # the CLI owns the console: no library progress bars or load reports between our lines
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
 
 
 def _progress(message: str) -> None:
