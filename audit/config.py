@@ -17,13 +17,12 @@ Unknown keys are errors that name the key; the training sections reuse the pretr
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from audit.validation import describe_validation_error
+from audit.validation import describe_validation_error, read_toml_file
 
 
 class AuditConfigError(ValueError):
@@ -109,14 +108,7 @@ def default_config() -> AuditConfig:
 def load_audit_config(path: str | Path) -> AuditConfig:
     """Read and validate an audit TOML file; AuditConfigError with file, key and expectation otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise AuditConfigError(f"{path}: audit config not found; expected a TOML file (see examples/audit.toml)")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise AuditConfigError(f"{path}: malformed TOML: {error}") from None
-    except UnicodeDecodeError:
-        raise AuditConfigError(f"{path}: not UTF-8 text; expected a TOML file") from None
+    data = read_toml_file(path, error=AuditConfigError, expected="an audit config TOML file (see examples/audit.toml)")
     return config_from_dict(data, source=str(path))
 
 

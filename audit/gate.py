@@ -28,7 +28,6 @@ from __future__ import annotations
 import difflib
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +35,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audit.results import AuditResults, Metric, ProbeResult, Verdict, load_results
-from audit.validation import describe_validation_error
+from audit.validation import describe_validation_error, read_toml_file
 
 Statistic = Literal["value", "ci_low", "ci_high"]
 
@@ -73,14 +72,7 @@ class Policy(BaseModel):
 
 def load_policy(path: str | Path) -> Policy:
     path = Path(path)
-    if not path.is_file():
-        raise PolicyError(f"{path}: policy file not found; expected a TOML file with [[rule]] tables")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:  # the message carries line and column
-        raise PolicyError(f"{path}: malformed TOML: {error}") from None
-    except UnicodeDecodeError:
-        raise PolicyError(f"{path}: not UTF-8 text; expected a TOML policy") from None
+    data = read_toml_file(path, error=PolicyError, expected="a TOML policy with [[rule]] tables")
     try:
         return Policy.model_validate(data)
     except ValidationError as error:
