@@ -198,8 +198,11 @@ def _model_card_extras(config: AuditConfig, resolved: ResolvedSubject) -> dict[s
         counts = {split: len(resolved.task.split(split)) for split in ("train", "validation", "test")}
         text = (f"{resolved.task.name}: labels {', '.join(resolved.task.label_names)}; "
                 f"{counts['train']} training, {counts['validation']} validation, {counts['test']} test examples")
-        if resolved.task.planted:
-            text += f"; planted bias {json.dumps(resolved.task.planted, sort_keys=True)}"
+        planted = resolved.task.planted
+        if planted:  # the headline of the planted truth; the full record (flipped ids …) stays in task.json
+            text += (f"; planted bias: {planted.get('flip_rate')} of the {planted.get('disadvantaged_group')} group's "
+                     f"positive training labels flipped ({planted.get('n_flipped')} examples, "
+                     f"column {planted.get('group_column')!r})")
         card["training_data"] = text
     if resolved.finetune_record:
         metrics = resolved.finetune_record.get("metrics", {}).get("test", {})

@@ -45,10 +45,11 @@ def _numbers(values: list[Any]) -> list[float]:
 
 def bar_chart(figure: Figure) -> str:
     data = figure.data
-    labels = [str(label) for label in data["labels"]]
+    # long group names would squeeze the axes to nothing; the full names are in the tables
+    labels = [str(label) if len(str(label)) <= 36 else str(label)[:35] + "…" for label in data["labels"]]
     values = _numbers(data["values"])
     height = max(1.6, 0.32 * len(labels) + 0.8)
-    chart = MplFigure(figsize=(6.4, height), layout="constrained")
+    chart = MplFigure(figsize=(7.2, height), layout="constrained")
     axes = chart.subplots()
     positions = list(range(len(labels)))
     axes.barh(positions, values, color=_PALETTE[0], height=0.6)
