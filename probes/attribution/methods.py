@@ -166,6 +166,11 @@ def integrated_gradients(
             model, texts, indices, rows, batch, token_scores, logits, chosen,
             baseline_logit=baseline_logits.double().cpu().numpy(), delta=delta.double().cpu().numpy(),
         )
+    return _in_input_order(results)
+
+
+def _in_input_order(results: list[tuple[int, TokenAttribution]]) -> list[TokenAttribution]:
+    """Batches are grouped by length; callers get attributions back in the order of their texts."""
     return [attribution for _, attribution in sorted(results, key=lambda pair: pair[0])]
 
 
@@ -185,7 +190,7 @@ def gradient_x_input(
             batch.input_ids, target=chosen, additional_forward_args=(batch.attention_mask,)
         )  # (B, T, H)
         results += _package(model, texts, indices, rows, batch, attributions.sum(dim=-1), logits, chosen)
-    return [attribution for _, attribution in sorted(results, key=lambda pair: pair[0])]
+    return _in_input_order(results)
 
 
 def rollout_matrix(attentions: list[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
@@ -217,7 +222,7 @@ def attention_rollout(
         logits, chosen = _targets(model, batch, indices, targets)
         rollout = rollout_matrix(model.attentions(batch), batch.attention_mask)  # (B, T, T)
         results += _package(model, texts, indices, rows, batch, rollout[:, 0, :], logits, chosen)
-    return [attribution for _, attribution in sorted(results, key=lambda pair: pair[0])]
+    return _in_input_order(results)
 
 
 def compute_attributions(
