@@ -42,6 +42,8 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from audit.model import AuditTransformerForMaskedLM
+from audit.model.masked_copies import masked_copy_logits
 from audit.results import SubjectInfo
 
 CAPABILITIES = ("mlm", "classifier", "embeddings")
@@ -216,14 +218,23 @@ MaskedLogits = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
 """(input_ids (B, T), attention_mask (B, T), selected (B, T) bool) -> logits at selected positions (n, V),
 rows in row-major order of ``selected``."""
 
+MaskedCopyLogits = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
+"""(sentence_ids (N, T), copy_sentence (C,), copy_position (C,), mask_token_id) -> logits (C, V) of each masked
+copy at its masked position (see ``audit.model.masked_copies``)."""
+
 
 @dataclass(frozen=True)
 class MaskedScorer:
-    """How one architecture projects to the vocabulary; ``sparse`` when only selected positions are projected."""
+    """How one architecture projects to the vocabulary; ``sparse`` when only selected positions are projected.
+
+    ``copies``, when set, scores masked copies from their unmasked sentences directly (skipping work the copies
+    share); otherwise the copies are materialised and go through ``logits``.
+    """
 
     name: str
     sparse: bool
     logits: MaskedLogits
+    copies: MaskedCopyLogits | None = None
 
 
 def _encoder_hidden(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -231,14 +242,18 @@ def _encoder_hidden(model: PreTrainedModel, input_ids: torch.Tensor, attention_m
 
 
 def _scorer_masked_logits(model: PreTrainedModel) -> MaskedScorer | None:
-    """Our rai-transformer: ``masked_logits(hidden_states, positions_mask)`` projects selected states."""
-    if not callable(getattr(model, "masked_logits", None)):
+    """Our rai-transformer: ``masked_logits(hidden_states, positions_mask)`` projects selected states, and
+    ``masked_copy_logits`` skips the work that the masked copies of a sentence share."""
+    if not isinstance(model, AuditTransformerForMaskedLM):
         return None
 
     def logits(input_ids, attention_mask, selected):
         return model.masked_logits(_encoder_hidden(model, input_ids, attention_mask), selected)
 
-    return MaskedScorer("masked_logits", True, logits)
+    def copies(sentence_ids, copy_sentence, copy_position, mask_token_id):
+        return masked_copy_logits(model, sentence_ids, copy_sentence, copy_position, mask_token_id)
+
+    return MaskedScorer("shared-masked-copies", True, logits, copies)
 
 
 def _scorer_bert_cls(model: PreTrainedModel) -> MaskedScorer | None:
@@ -592,22 +607,28 @@ class ModelUnderAudit:
         return chunks
 
     def _score_chunk(self, chunk, sequences, position_lists, scores) -> None:
-        rows = len(chunk)
-        ids = torch.tensor([sequences[index] for index, _ in chunk], dtype=torch.long)  # (B, T)
-        masked_at = torch.tensor([position_lists[index][slot] for index, slot in chunk], dtype=torch.long)  # (B,)
-        row_index = torch.arange(rows)
-        originals = ids[row_index, masked_at].clone()  # (B,)
-        ids[row_index, masked_at] = self.tokenizer.mask_token_id
-        selected = torch.zeros_like(ids, dtype=torch.bool)
-        selected[row_index, masked_at] = True  # exactly one per row → logits rows follow chunk order
-        ids, selected = ids.to(self.device), selected.to(self.device)
-        attention = torch.ones_like(ids)
+        local = {index: slot for slot, index in enumerate(dict.fromkeys(index for index, _ in chunk))}
+        sentence_ids = torch.tensor([sequences[index] for index in local], dtype=torch.long)  # (N, T)
+        copy_sentence = torch.tensor([local[index] for index, _ in chunk], dtype=torch.long)  # (C,)
+        copy_position = torch.tensor([position_lists[index][slot] for index, slot in chunk], dtype=torch.long)
+        rows = torch.arange(len(chunk))
+        originals = sentence_ids[copy_sentence, copy_position]  # (C,): the tokens being scored
+        mask_id = self.tokenizer.mask_token_id
         with torch.inference_mode():
-            logits = self._mlm_scorer.logits(ids, attention, selected).float()  # (B, V)
-            log_probs = torch.log_softmax(logits, dim=-1)
-            picked = log_probs[row_index.to(self.device), originals.to(self.device)].cpu().numpy()
+            if self._mlm_scorer.copies is not None:
+                logits = self._mlm_scorer.copies(sentence_ids.to(self.device), copy_sentence.to(self.device),
+                                                 copy_position.to(self.device), mask_id)
+            else:
+                ids = sentence_ids[copy_sentence]  # (C, T): one masked copy per row
+                ids[rows, copy_position] = mask_id
+                selected = torch.zeros_like(ids, dtype=torch.bool)
+                selected[rows, copy_position] = True  # exactly one per row → logits rows follow chunk order
+                ids, selected = ids.to(self.device), selected.to(self.device)
+                logits = self._mlm_scorer.logits(ids, torch.ones_like(ids), selected)
+            log_probs = torch.log_softmax(logits.float(), dim=-1)  # (C, V)
+            picked = log_probs[rows.to(self.device), originals.to(self.device)].cpu().tolist()
         for (index, slot), value in zip(chunk, picked):
-            scores[index][slot] = float(value)
+            scores[index][slot] = value
 
     # -- classifier ----------------------------------------------------------------------------------------
 

@@ -92,6 +92,37 @@ class MultiHeadSelfAttention(nn.Module):
         self.output = nn.Linear(hidden_size, hidden_size)
         self.dropout_prob = dropout_prob
 
+    def project_qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """[Q | K | V] = x [W_q | W_k | W_v] + [b_q | b_k | b_v]: (..., H) -> (..., 3H).
+
+        The same three products as one matrix multiply, which reads x (and accumulates its gradient) once instead
+        of three times. (Forward hooks on self.query / self.key / self.value therefore do not fire.)
+        """
+        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H)
+        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
+        return F.linear(x, weight, bias)
+
+    def attend(
+        self,
+        qkv: torch.Tensor,
+        mask: torch.Tensor | None,
+        *,
+        explicit: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attention from projected ``qkv`` (B, T, 3H) through W_o: (output (B, T, H), weights or None)."""
+        b, t, three_hidden = qkv.shape
+        hidden = three_hidden // 3
+        q, k, v = qkv.view(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)  # (B, h, T, d_k)
+        dropout_p = self.dropout_prob if self.training else 0.0
+        if explicit:
+            context, weights = explicit_attention(q, k, v, mask, dropout_p)
+        elif _sdpa_is_slower(q):
+            context, weights = explicit_attention(q, k, v, mask, dropout_p)[0], None
+        else:
+            context, weights = sdpa_attention(q, k, v, mask, dropout_p), None
+        context = context.transpose(1, 2).reshape(b, t, hidden)  # concatenate heads
+        return self.output(context), weights
+
     def forward(
         self,
         x: torch.Tensor,
@@ -103,20 +134,4 @@ class MultiHeadSelfAttention(nn.Module):
 
         ``explicit=True`` takes the written-out path and returns the weights; otherwise SDPA, weights None.
         """
-        b, t, hidden = x.shape
-        # [Q | K | V] = x [W_q | W_k | W_v] + [b_q | b_k | b_v]: the same three products as one matrix multiply,
-        # which reads x (and accumulates its gradient) once instead of three times. (Forward hooks on
-        # self.query / self.key / self.value therefore do not fire.)
-        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H)
-        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
-        qkv = F.linear(x, weight, bias).view(b, t, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, h, T, d_k)
-        dropout_p = self.dropout_prob if self.training else 0.0
-        if explicit:
-            context, weights = explicit_attention(q, k, v, mask, dropout_p)
-        elif _sdpa_is_slower(q):
-            context, weights = explicit_attention(q, k, v, mask, dropout_p)[0], None
-        else:
-            context, weights = sdpa_attention(q, k, v, mask, dropout_p), None
-        context = context.transpose(1, 2).reshape(b, t, hidden)  # concatenate heads
-        return self.output(context), weights
+        return self.attend(self.project_qkv(x), mask, explicit=explicit)

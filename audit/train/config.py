@@ -183,6 +183,10 @@ class FinetuneConfig(_Strict):
     warmup_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     max_length: int = Field(128, ge=4)
     patience: int = Field(1, ge=1)  # evaluations without a better validation macro-F1 before stopping
+    # Which weights to keep: "best" = the evaluation with the best validation macro-F1 (early stopping); "last" =
+    # the final weights after all epochs, no model selection (e.g. a deliberately overfit model, reproduced
+    # exactly by the membership probe's reference models, which train with the target's recipe).
+    keep: Literal["best", "last"] = "best"
     evals_per_epoch: int = Field(1, ge=1)
     grad_clip: float | None = Field(1.0, gt=0.0)
     classifier_dropout: float = Field(0.1, ge=0.0, lt=1.0)

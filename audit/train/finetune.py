@@ -4,7 +4,7 @@
 it loads the encoder from a pretrained directory with a fresh classification head, trains with AdamW (linear
 warmup and decay, gradient clipping, bf16 autocast when the CPU supports it) and keeps the weights of the
 evaluation with the best validation macro-F1 (higher is better), stopping after ``patience`` evaluations without
-improvement. Seeded: head initialisation, dropout and batch order are reproducible and the caller's global RNG
+improvement — or, with ``keep = "last"``, trains every epoch and keeps the final weights. Seeded: head initialisation, dropout and batch order are reproducible and the caller's global RNG
 state is left untouched.
 
 ``run_finetune`` is the CLI path: dataset → labelled examples with a stratified split → fine-tune → a model
@@ -163,6 +163,9 @@ def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, valid
             })
             window_loss, window_steps = 0.0, 0
             logger.info("epoch %.2f: validation macro-F1 %.4f", fractional_epoch, macro_f1)
+            if config.keep == "last":
+                best_f1, best_epoch = macro_f1, fractional_epoch  # no selection: the last evaluation is kept
+                continue
             if macro_f1 > best_f1:
                 best_f1, best_epoch, stale = macro_f1, fractional_epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
@@ -170,6 +173,8 @@ def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, valid
                 stale += 1
                 if stale >= config.patience:
                     return history, best_state, best_epoch, best_f1
+    if config.keep == "last":
+        best_state = copy.deepcopy(model.state_dict())
     return history, best_state, best_epoch, best_f1
 
 

@@ -20,11 +20,12 @@ from probes.privacy.shadow import pinned_threads
 WORDS = [f"w{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(60)]
 KEYWORDS = frozenset(WORDS[:5])
 
-# Fine-tuning recipes: one that memorises (many epochs, no dropout, large learning rate) and one that barely trains.
+# Fine-tuning recipes: one that memorises (many epochs, no dropout, large learning rate, no early stopping: the
+# final weights are kept, by the target and by its reference models alike) and one that barely trains.
 OVERFIT_RECIPE = {"epochs": 40, "batch_size": 8, "learning_rate": 3e-3, "weight_decay": 0.0, "warmup_fraction": 0.0,
-                  "patience": 100, "classifier_dropout": 0.0, "hidden_dropout_prob": 0.0, "max_length": 16,
-                  "precision": "fp32"}
-GENTLE_RECIPE = {**OVERFIT_RECIPE, "epochs": 1, "learning_rate": 1e-4}
+                  "patience": 100, "keep": "last", "classifier_dropout": 0.0, "hidden_dropout_prob": 0.0,
+                  "max_length": 16, "precision": "fp32"}
+GENTLE_RECIPE = {**OVERFIT_RECIPE, "epochs": 1, "learning_rate": 1e-4, "keep": "best"}
 
 
 def random_sentence(rng: np.random.Generator, length: int = 8) -> str:
@@ -46,16 +47,11 @@ def noisy_rule_task(n_train: int, n_heldout: int, *, noise: float = 0.25, seed: 
     return TaskData(name="noisy-rule", label_names=["no", "yes"], examples=examples)
 
 
-def finetune_to_dir(pretrained_dir: Path, task: TaskData, recipe: dict, out_dir: Path, *, seed: int = 0,
-                    keep_most_fitted: bool = False) -> Path:
-    """Fine-tune on the task's train split and save a classifier directory with its split membership.
-
-    ``keep_most_fitted`` selects the kept weights on the training examples themselves instead of the validation
-    split, i.e. no early stopping: the model that fits its training set best, which is what "overfit" means.
-    """
-    validation = task.split("train") if keep_most_fitted else task.split("validation")
+def finetune_to_dir(pretrained_dir: Path, task: TaskData, recipe: dict, out_dir: Path, *, seed: int = 0) -> Path:
+    """Fine-tune on the task's train split (model selection, if the recipe keeps the best evaluation, on the
+    validation split) and save a classifier directory with its split membership."""
     with pinned_threads(1):
-        outcome = finetune_classifier(pretrained_dir, task.split("train"), validation,
+        outcome = finetune_classifier(pretrained_dir, task.split("train"), task.split("validation"),
                                       finetune_config_from_dict(recipe), seed=seed, num_labels=2)
     out_dir.mkdir(parents=True, exist_ok=True)
     outcome.model.save_pretrained(out_dir)

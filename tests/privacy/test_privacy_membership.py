@@ -47,36 +47,34 @@ def _run(pretrained_dir, task, classifier_dir, recipe, **settings):
 
 @pytest.mark.slow
 def test_an_overfit_model_leaks_far_more_than_a_gently_trained_one(tiny_pretrained_dir, tmp_path):
-    # 200 members / 300 non-members, 4 reference models trained with the target's own recipe.
-    task = noisy_rule_task(200, 300)
+    # 200 members / 800 non-members (1% FPR = 8 false alarms), 4 reference models trained with the target's recipe.
+    task = noisy_rule_task(200, 800)
     results = {
-        name: _run(tiny_pretrained_dir, task,
-                   finetune_to_dir(tiny_pretrained_dir, task, recipe, tmp_path / name, keep_most_fitted=fitted),
+        name: _run(tiny_pretrained_dir, task, finetune_to_dir(tiny_pretrained_dir, task, recipe, tmp_path / name),
                    recipe, n_reference_models=4)
-        for name, recipe, fitted in (("overfit", OVERFIT_RECIPE, True), ("gentle", GENTLE_RECIPE, False))
+        for name, recipe in (("overfit", OVERFIT_RECIPE), ("gentle", GENTLE_RECIPE))
     }
     overfit, gentle = results["overfit"], results["gentle"]
-    for attack in ("lira_online", "lira_offline"):
+    lira = ("lira_online", "lira_offline")
+    for attack in lira:
         high, low = overfit.metric("auc", attack), gentle.metric("auc", attack)
         assert high.ci_low > low.ci_high, attack
         assert high.value > 0.6
-    # Low-FPR success: with 300 non-members, 1% FPR allows only 3 false alarms, so compare the whole low-FPR
-    # region up to 10% (from the per-example scores) as well as the 1% point.
-    def low_fpr_tpr(result, attack, fpr):
+    # Low-FPR success. Measured (task seeds 0-2): the overfit model's best LiRA TPR at 1% FPR is 0.045-0.09, the
+    # gentle model's at most 0.01 (chance). Only the memorised label flips (a quarter of the members) can stand
+    # out at 1% FPR, so the bound is relative: at least 3x the gentle model's rate or the chance rate.
+    def tpr(result, attack, fpr):
         scores, member = np.array(result.per_example[f"score_{attack}"]), np.array(result.per_example["member"])
         return float(attacks.tpr_at_fpr(scores[member], scores[~member], fpr))
 
-    lira = ("lira_online", "lira_offline")
-    for attack in lira:
-        assert low_fpr_tpr(overfit, attack, 0.1) > low_fpr_tpr(gentle, attack, 0.1), attack
-    best_overfit = max(low_fpr_tpr(overfit, attack, 0.1) for attack in lira)
-    assert best_overfit >= 1.5 * max(low_fpr_tpr(gentle, attack, 0.1) for attack in lira), best_overfit
-    best_lira_tpr = max(overfit.metric("tpr_at_1pct_fpr", a).value for a in lira)
-    gentle_lira_tpr = max(gentle.metric("tpr_at_1pct_fpr", a).value for a in lira)
-    assert best_lira_tpr > gentle_lira_tpr
+    best_overfit = max(overfit.metric("tpr_at_1pct_fpr", attack).value for attack in lira)
+    best_gentle = max(gentle.metric("tpr_at_1pct_fpr", attack).value for attack in lira)
+    assert best_overfit >= 3 * max(best_gentle, 0.01), (best_overfit, best_gentle)
+    for attack in lira:  # and over the whole low-FPR region up to 10%
+        assert tpr(overfit, attack, 0.1) >= 1.5 * tpr(gentle, attack, 0.1), attack
     # The report pieces are there and aligned.
     per_example = overfit.per_example
-    assert len(per_example["example_ids"]) == 500 and sum(per_example["member"]) == 200
+    assert len(per_example["example_ids"]) == 1000 and sum(per_example["member"]) == 200
     assert {"score_loss", "score_lira_online", "score_lira_offline", "score_rmia"} <= set(per_example)
     roc = overfit.figures[0]
     assert roc.kind == "roc" and roc.log_scale and all(x > 0 for x in roc.data["series"][0]["x"])

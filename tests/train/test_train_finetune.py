@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import random
 
@@ -45,6 +46,21 @@ def test_finetune_learns_a_keyword_task(tiny_pretrained_dir):
     assert outcome.best_validation_macro_f1 >= 0.9
     assert outcome.history and outcome.history[-1]["epoch"] <= FAST.epochs
     assert not outcome.model.training
+
+
+def test_keep_last_trains_every_epoch_and_keeps_the_final_weights(tiny_pretrained_dir):
+    # Validation labels are inverted, so validation macro-F1 only falls as the model learns: "best" stops early
+    # and keeps an early evaluation, "last" runs all epochs and keeps the final weights.
+    train = keyword_task(64)
+    inverted = [dataclasses.replace(e, label=1 - e.label) for e in keyword_task(32, seed=1, split="validation")]
+    config = FAST.model_copy(update={"epochs": 4, "patience": 1})
+    best = finetune_classifier(tiny_pretrained_dir, train, inverted, config, seed=0)
+    last = finetune_classifier(tiny_pretrained_dir, train, inverted, config.model_copy(update={"keep": "last"}), seed=0)
+    assert len(last.history) == 4 and last.best_epoch == 4.0
+    assert last.best_validation_macro_f1 == last.history[-1]["validation_macro_f1"]
+    assert best.best_epoch < 4.0 and len(best.history) < 4
+    assert _accuracy(last, keyword_task(60, seed=2, split="test")) >= _accuracy(best, keyword_task(60, seed=2,
+                                                                                                 split="test"))
 
 
 def test_finetune_is_seeded_and_leaves_global_rng_alone(tiny_pretrained_dir):

@@ -1,0 +1,50 @@
+"""The shared-work masked-copy path equals a plain forward over materialised masked copies."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from audit.model import AuditTransformerConfig, AuditTransformerForMaskedLM
+from audit.model.masked_copies import masked_copy_logits
+
+MASK_ID = 4
+
+
+def _model(layers: int) -> AuditTransformerForMaskedLM:
+    torch.manual_seed(layers)
+    config = AuditTransformerConfig(vocab_size=99, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
+                                    intermediate_size=64, max_position_embeddings=32, pad_token_id=0)
+    model = AuditTransformerForMaskedLM(config).eval()
+    with torch.no_grad():  # weights far from the 0.02 init, so that attention is peaked and errors would show
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.3)
+    return model
+
+
+def _plain(model, sentence_ids, copy_sentence, copy_position):
+    copies = sentence_ids[copy_sentence].clone()
+    rows = torch.arange(len(copy_sentence))
+    copies[rows, copy_position] = MASK_ID
+    return model(input_ids=copies).logits[rows, copy_position]  # full (C, T, V) head, read at the mask
+
+
+@pytest.mark.parametrize("layers", [1, 2, 4])
+def test_equals_the_plain_forward_of_each_copy(layers):
+    model = _model(layers)
+    generator = torch.Generator().manual_seed(0)
+    sentence_ids = torch.randint(5, 99, (3, 11), generator=generator)
+    # every position of sentence 0 (incl. the ends), a few of sentence 2, none of sentence 1, one repeated
+    copy_sentence = torch.tensor([0] * 11 + [2, 2, 2])
+    copy_position = torch.tensor(list(range(11)) + [5, 1, 5])
+    with torch.inference_mode():
+        ours = masked_copy_logits(model, sentence_ids, copy_sentence, copy_position, MASK_ID)
+        plain = _plain(model, sentence_ids, copy_sentence, copy_position)
+    assert ours.shape == (14, 99)
+    torch.testing.assert_close(ours, plain, atol=1e-5, rtol=0)
+
+
+def test_refuses_training_mode():
+    model = _model(2).train()
+    with pytest.raises(RuntimeError, match="eval"):
+        masked_copy_logits(model, torch.randint(5, 99, (1, 4)), torch.tensor([0]), torch.tensor([1]), MASK_ID)
