@@ -4,7 +4,10 @@ Both paths score the shared tokens of every CrowS-Pairs pair (Nangia et al., EMN
 
 - ours (what the ``crows_pairs`` probe does): ``probes.bias.crows_pairs.score_pairs`` → one
   ``ModelUnderAudit.pll_scores`` call; all masked copies of a sentence share a forward pass, copies of equal-length
-  sentences are packed together, and the vocabulary projection runs only at the masked positions;
+  sentences are packed together, and for our model ``audit.model.masked_copies`` skips the work copies share
+  (the first block up to attention is computed once per sentence; the last block, the final LayerNorm and the
+  vocabulary projection run at the masked position only; the feed-forward GELU is fused into oneDNN's matrix
+  multiply);
 - reference: ``ModelUnderAudit.pll_scores_reference`` — batch 1, one forward per masked token, the full
   (T × vocabulary) head, as in the CrowS-Pairs reference code.
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from audit.model import AuditTransformerConfig, AuditTransformerForMaskedLM
+from audit.model import masked_copies
 from audit.model.masked_copies import masked_copy_logits
 
 MASK_ID = 4
@@ -29,8 +30,12 @@ def _plain(model, sentence_ids, copy_sentence, copy_position):
     return model(input_ids=copies).logits[rows, copy_position]  # full (C, T, V) head, read at the mask
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-gelu", "eager-gelu"])
 @pytest.mark.parametrize("layers", [1, 2, 4])
-def test_equals_the_plain_forward_of_each_copy(layers):
+def test_equals_the_plain_forward_of_each_copy(layers, fused, monkeypatch):
+    if fused and not masked_copies.FUSED_LINEAR_GELU:
+        pytest.skip("this torch build has no oneDNN linear + GELU kernel")
+    monkeypatch.setattr(masked_copies, "FUSED_LINEAR_GELU", fused)
     model = _model(layers)
     generator = torch.Generator().manual_seed(0)
     sentence_ids = torch.randint(5, 99, (3, 11), generator=generator)
