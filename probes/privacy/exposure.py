@@ -169,7 +169,7 @@ class ExposureOutcome:
     total: int  # R
 
 
-def compute_exposure(subject, manifest, *, n_candidates: int, seed: int, batch_size: int = 4096,
+def compute_exposure(subject, manifest, *, n_candidates: int, seed: int, batch_size: int = 256,
                      one_at_a_time: bool = False) -> ExposureOutcome:
     """Exposure of every secret in the manifest against one shared set of R - 1 random candidates.
 
@@ -227,7 +227,7 @@ class ExposureProbe(Probe):
 
     class Config(ProbeConfig):
         n_candidates: int = Field(10_000, ge=100)  # R: the secret plus R - 1 random candidates
-        batch_size: int = Field(4096, ge=1)  # masked copies per forward pass
+        batch_size: int = Field(256, ge=1)  # masked copies per forward pass (larger spills the CPU caches)
         warn_bits: float = Field(4.0, gt=0.0)  # mean exposure of a planted group above controls by this much
         fail_bits: float = Field(10.0, gt=0.0)
 
