@@ -42,11 +42,9 @@ def test_planted_model_leans_on_identity_words_more_than_control(scenario):
     assert planted.ci_low > control.ci_high, (planted, control)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known finding, issue 7 open: on the scenario classifier fine-tuned from the `small` encoder, IG's mean |delta| "
-    "was 2.86 / 6.33 / 0.85 logits at 2 / 8 / 50 steps and no example was within tolerance at 50; the logit along "
-    "the straight-line path has jumps of ~0.5 within 5% of the path. The probe reports this as a warning."))
 def test_ig_delta_converges_on_our_trained_model(scenario):
+    # Issue 7: with the scenario preset's former learning rate (1e-3) attention collapsed towards one-hot weights and
+    # IG did not converge (mean |delta| 2.86 / 6.33 / 0.85 logits at 2 / 8 / 50 steps); see finetune_scenario.toml.
     subject, task = scenario["planted"]
     view = AttributionModel.from_subject(subject)
     texts = task.texts("test")[:12]
