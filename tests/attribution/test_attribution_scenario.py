@@ -61,8 +61,10 @@ def test_ig_delta_converges_on_our_trained_model(scenario):
 def test_ig_beats_random_and_passes_sanity_on_the_planted_model(scenario):
     subject, task = scenario["planted"]
     context = ProbeContext(subject=subject, seed=0, task=task)
+    # 64 examples: the planted model is not confident on many texts (mean |f(x) - f(baseline)| ~0.1-0.5), and with
+    # 32 the gain's interval was 0.13 [0.02, 0.26] on one fine-tuning run; with 64 it was 0.22 [0.14, 0.31].
     faithfulness = get_probe("faithfulness")(
-        {"n_examples": 32, "methods": ["integrated_gradients"], "n_steps": 32}
+        {"n_examples": 64, "methods": ["integrated_gradients"], "n_steps": 32}
     ).execute(context)
     assert faithfulness.status == "ok", faithfulness.message
     assert faithfulness.metric("comprehensiveness_gain_over_random", "integrated_gradients").ci_low > 0
