@@ -179,6 +179,10 @@ class FinetuneConfig(_Strict):
     batch_size: int = Field(32, gt=0)
     eval_batch_size: int = Field(128, gt=0)
     learning_rate: float = Field(2e-4, gt=0.0)
+    # Layer-wise learning-rate decay (Clark et al., ICLR 2020, ELECTRA; Sun et al., CCL 2019): the classifier head
+    # trains at ``learning_rate``, the encoder layer below it at ``learning_rate * decay``, the next at ``decay**2``,
+    # ... down to the embeddings. 1.0 = one rate for every parameter.
+    layer_lr_decay: float = Field(1.0, gt=0.0, le=1.0)
     weight_decay: float = Field(0.01, ge=0.0)
     warmup_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     max_length: int = Field(128, ge=4)

@@ -2,7 +2,8 @@
 
 ``finetune_classifier`` is pure and in memory — the CLI and the membership probe's shadow models both call it:
 it loads the encoder from a pretrained directory with a fresh classification head, trains with AdamW (linear
-warmup and decay, gradient clipping, bf16 autocast when the CPU supports it) and keeps the weights of the
+warmup and decay, optional layer-wise learning-rate decay, gradient clipping, bf16 autocast when the CPU supports
+it) and keeps the weights of the
 evaluation with the best validation macro-F1 (higher is better), stopping after ``patience`` evaluations without
 improvement — or, with ``keep = "last"``, trains every epoch and keeps the final weights. Seeded: head initialisation, dropout and batch order are reproducible and the caller's global RNG
 state is left untouched.
@@ -17,6 +18,7 @@ import copy
 import json
 import logging
 import math
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,8 +139,9 @@ def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, valid
                                            step_generator(seed, epoch, stream=_STREAM_SHUFFLE))
         for batch_index, chosen in enumerate(batches):
             input_ids, attention_mask = pad_batch([train_ids[i] for i in chosen], pad_id)
+            rate = _linear_schedule(step, total_steps, config)
             for group in optimizer.param_groups:
-                group["lr"] = _linear_schedule(step, total_steps, config)
+                group["lr"] = rate * group["lr_scale"]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss = model(input_ids, attention_mask=attention_mask, labels=train_labels[chosen]).loss
             loss.backward()
@@ -193,13 +196,44 @@ def _length_bucketed_batches(lengths: list[int], batch_size: int, generator: tor
 
 
 def _optimizer(model, config: FinetuneConfig) -> torch.optim.AdamW:
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        (no_decay if parameter.ndim < 2 or "embeddings" in name else decay).append(parameter)
+    """AdamW with one parameter group per (depth, weight decay) pair; each group's ``lr_scale`` multiplies the
+    scheduled rate (layer-wise decay, ``config.layer_lr_decay``). Biases, norms and embeddings get no weight decay."""
+    named = list(model.named_parameters())
+    n_layers = 1 + max((_layer_index(name) for name, _ in named), default=-1)
+    groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
+    for name, parameter in named:
+        if not parameter.requires_grad:
+            continue
+        decays = parameter.ndim >= 2 and "embeddings" not in name
+        groups.setdefault((_depth(name, n_layers), decays), []).append(parameter)
+    top = n_layers + 1
     return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": params, "weight_decay": config.weight_decay if decays else 0.0,
+             "lr_scale": config.layer_lr_decay ** (top - depth)}
+            for (depth, decays), params in sorted(groups.items())
+        ],
         lr=config.learning_rate,
     )
+
+
+_LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
+
+
+def _layer_index(name: str) -> int:
+    """Index of the encoder layer a parameter belongs to (ours: ``transformer.layers.N``, BERT-style:
+    ``encoder.layer.N``), or -1 for parameters outside the layer stack."""
+    match = _LAYER_INDEX.search(name)
+    return int(match.group(1)) if match else -1
+
+
+def _depth(name: str, n_layers: int) -> int:
+    """0 for the embeddings, N + 1 for encoder layer N, n_layers + 1 for everything above the stack (final norm,
+    pooler, classifier head)."""
+    if "embeddings" in name:
+        return 0
+    index = _layer_index(name)
+    return index + 1 if index >= 0 else n_layers + 1
 
 
 def _linear_schedule(step: int, total_steps: int, config: FinetuneConfig) -> float:

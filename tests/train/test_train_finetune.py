@@ -77,6 +77,49 @@ def test_finetune_is_seeded_and_leaves_global_rng_alone(tiny_pretrained_dir):
     assert any(not torch.equal(first[k], other[k]) for k in first)
 
 
+def test_layer_lr_decay_scales_each_depth_of_the_stack():
+    # BERT-style names: embeddings at the bottom, encoder.layer.N in between, pooler and classifier at the top.
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from audit.train.finetune import _optimizer
+
+    bert = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3,
+                                                    num_attention_heads=2, intermediate_size=32))
+    optimizer = _optimizer(bert, FinetuneConfig(layer_lr_decay=0.5))
+    scale_of = {id(p): group["lr_scale"] for group in optimizer.param_groups for p in group["params"]}
+    assert len(scale_of) == len(list(bert.parameters()))  # every parameter in exactly one group
+    named = dict(bert.named_parameters())
+    assert scale_of[id(named["classifier.weight"])] == scale_of[id(named["bert.pooler.dense.weight"])] == 1.0
+    assert scale_of[id(named["bert.encoder.layer.2.attention.self.query.weight"])] == 0.5
+    assert scale_of[id(named["bert.encoder.layer.0.output.dense.bias"])] == 0.125
+    assert scale_of[id(named["bert.embeddings.word_embeddings.weight"])] == 0.0625
+    assert {g["lr_scale"] for g in _optimizer(bert, FinetuneConfig()).param_groups} == {1.0}
+
+
+def test_layer_lr_decay_moves_lower_layers_less(tiny_pretrained_dir):
+    # Adam's steps scale with the learning rate, so under decay d the bottom layer moves about d**depth as far as
+    # with one rate, and the top layer about d as far.
+    from safetensors.torch import load_file
+
+    pretrained = load_file(tiny_pretrained_dir / "model.safetensors")
+    train, validation = keyword_task(64), keyword_task(16, seed=1, split="validation")
+    config = FAST.model_copy(update={"epochs": 2, "keep": "last"})
+    moved = {}
+    for decay in (1.0, 0.5):
+        state = finetune_classifier(tiny_pretrained_dir, train, validation,
+                                    config.model_copy(update={"layer_lr_decay": decay}), seed=0).model.state_dict()
+        moved[decay] = {
+            name: (state[name] - pretrained[name]).abs().mean().item()
+            for name in pretrained
+            # the key bias gets no gradient (softmax is shift-invariant), so only weight decay moves it
+            if name in state and name.startswith("transformer.layers.") and not name.endswith("key.bias")
+        }
+    n_layers = 1 + max(int(name.split(".")[2]) for name in moved[1.0])
+    for name, distance in moved[0.5].items():
+        depth = int(name.split(".")[2]) + 1
+        assert distance < 1.6 * 0.5 ** (n_layers + 1 - depth) * moved[1.0][name], name
+
+
 def _csv(path, rows, header="text,y,grp"):
     path.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return path
