@@ -183,6 +183,10 @@ class FinetuneConfig(_Strict):
     # trains at ``learning_rate``, the encoder layer below it at ``learning_rate * decay``, the next at ``decay**2``,
     # ... down to the embeddings. 1.0 = one rate for every parameter.
     layer_lr_decay: float = Field(1.0, gt=0.0, le=1.0)
+    # Multiplies the rate of the attention query and key projections only. Fast-growing W_q, W_k sharpen attention
+    # to one-hot weights ("attention entropy collapse", Zhai et al., ICML 2023); a smaller rate there slows that
+    # growth while values, feed-forward layers and the head train at the full rate. 1.0 = no special treatment.
+    query_key_lr_scale: float = Field(1.0, gt=0.0, le=1.0)
     weight_decay: float = Field(0.01, ge=0.0)
     warmup_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     max_length: int = Field(128, ge=4)

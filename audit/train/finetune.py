@@ -200,24 +200,26 @@ def _optimizer(model, config: FinetuneConfig) -> torch.optim.AdamW:
     scheduled rate (layer-wise decay, ``config.layer_lr_decay``). Biases, norms and embeddings get no weight decay."""
     named = list(model.named_parameters())
     n_layers = 1 + max((_layer_index(name) for name, _ in named), default=-1)
-    groups: dict[tuple[int, bool], list[torch.nn.Parameter]] = {}
+    groups: dict[tuple[int, bool, bool], list[torch.nn.Parameter]] = {}
     for name, parameter in named:
         if not parameter.requires_grad:
             continue
         decays = parameter.ndim >= 2 and "embeddings" not in name
-        groups.setdefault((_depth(name, n_layers), decays), []).append(parameter)
+        query_or_key = _QUERY_OR_KEY.search(name) is not None
+        groups.setdefault((_depth(name, n_layers), decays, query_or_key), []).append(parameter)
     top = n_layers + 1
     return torch.optim.AdamW(
         [
             {"params": params, "weight_decay": config.weight_decay if decays else 0.0,
-             "lr_scale": config.layer_lr_decay ** (top - depth)}
-            for (depth, decays), params in sorted(groups.items())
+             "lr_scale": config.layer_lr_decay ** (top - depth) * (config.query_key_lr_scale if query_or_key else 1.0)}
+            for (depth, decays, query_or_key), params in sorted(groups.items())
         ],
         lr=config.learning_rate,
     )
 
 
 _LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
+_QUERY_OR_KEY = re.compile(r"\.(query|key)\.")  # ours: attention.query; BERT-style: attention.self.query
 
 
 def _layer_index(name: str) -> int:

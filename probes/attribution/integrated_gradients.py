@@ -216,7 +216,9 @@ class AttributionsProbe(Probe):
         return [Finding(
             level="warn", metric="ig_share_within_tolerance",
             message=f"{n_out} of {deltas.size} Integrated Gradients explanations do not add up to the model's change "
-            f"in score within tolerance (worst: {ids[worst]}, gap {deltas[worst]:.3g} logits); increase n_steps.",
+            f"in score within tolerance (worst: {ids[worst]}, gap {deltas[worst]:.3g} logits). Increase n_steps; if "
+            "the gap does not shrink, the model's output jumps along the path (e.g. near one-hot attention "
+            "switching between tokens) and these attributions should not be read as exact shares.",
         )]
 
     # -- tables and figures ------------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ def test_finetune_is_seeded_and_leaves_global_rng_alone(tiny_pretrained_dir):
     assert any(not torch.equal(first[k], other[k]) for k in first)
 
 
-def test_layer_lr_decay_scales_each_depth_of_the_stack():
+def test_learning_rate_scales_by_depth_and_for_query_key():
     # BERT-style names: embeddings at the bottom, encoder.layer.N in between, pooler and classifier at the top.
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -94,6 +94,12 @@ def test_layer_lr_decay_scales_each_depth_of_the_stack():
     assert scale_of[id(named["bert.encoder.layer.0.output.dense.bias"])] == 0.125
     assert scale_of[id(named["bert.embeddings.word_embeddings.weight"])] == 0.0625
     assert {g["lr_scale"] for g in _optimizer(bert, FinetuneConfig()).param_groups} == {1.0}
+
+    optimizer = _optimizer(bert, FinetuneConfig(query_key_lr_scale=0.1))
+    scale_of = {id(p): group["lr_scale"] for group in optimizer.param_groups for p in group["params"]}
+    for name, parameter in named.items():
+        expected = 0.1 if ".query." in name or ".key." in name else 1.0
+        assert scale_of[id(parameter)] == pytest.approx(expected), name
 
 
 def test_layer_lr_decay_moves_lower_layers_less(tiny_pretrained_dir):
