@@ -139,7 +139,7 @@ def integrated_gradients(
     n_steps: int = 50,
     baseline_token: BaselineToken = "pad",
     batch_size: int = 8,
-    max_sequences: int = 400,
+    max_sequences: int = 64,
     targets: Sequence[int] | None = None,
 ) -> list[TokenAttribution]:
     """IG attributions of the target logit per token, with the completeness delta per example."""
@@ -233,7 +233,7 @@ def compute_attributions(
     n_steps: int = 50,
     baseline_token: BaselineToken = "pad",
     batch_size: int = 8,
-    max_sequences: int = 400,
+    max_sequences: int = 64,
     targets: Sequence[int] | None = None,
 ) -> list[TokenAttribution]:
     """Dispatch by method name (the probes loop over methods with one call)."""

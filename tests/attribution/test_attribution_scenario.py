@@ -43,10 +43,11 @@ def test_planted_model_leans_on_identity_words_more_than_control(scenario):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "known finding, issue 7 open: on the scenario classifier fine-tuned from the `small` encoder, IG's mean |delta| "
+    "known limitation (issue 7): on the scenario classifier fine-tuned from the `small` encoder, IG's mean |delta| "
     "was 2.86 / 6.33 / 0.85 logits at 2 / 8 / 50 steps and no example was within tolerance at 50; the logit along "
     "the straight-line path has jumps of ~0.5 within 5% of the path (attention entropy collapse at the preset's learning "
-    "rate 1e-3; see finetune_scenario.toml). The probe reports this as a warning."))
+    "rate 1e-3; see finetune_scenario.toml). The probe reports this as a warning. On our Davidson classifier IG "
+    "converges (test_attribution_real_data.py)."))
 def test_ig_delta_converges_on_our_trained_model(scenario):
     subject, task = scenario["planted"]
     view = AttributionModel.from_subject(subject)
