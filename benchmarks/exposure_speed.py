@@ -33,6 +33,7 @@ import torch
 
 from audit.subject import ModelUnderAudit
 from probes.privacy.exposure import (
+    DEFAULT_BATCH_SIZE,
     canary_format,
     compute_exposure,
     load_canaries,
@@ -61,7 +62,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="pretrained directory with canaries.json")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--candidates", type=int, default=10_000, help="R")
-    parser.add_argument("--batch-size", type=int, default=256, help="masked copies per forward pass (batched)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help="masked copies per forward pass (batched)")
     parser.add_argument("--one-at-a-time-subset", type=int, default=None,
                         help="time the slow path on this many sequences and extrapolate (default: all)")
     parser.add_argument("--textbook-subset", type=int, default=100,

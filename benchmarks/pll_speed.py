@@ -6,10 +6,12 @@ Both paths score the shared tokens of every CrowS-Pairs pair (Nangia et al., EMN
   ``ModelUnderAudit.pll_scores`` call; all masked copies of a sentence share a forward pass, copies of equal-length
   sentences are packed together, and for our model ``audit.model.masked_copies`` skips the work copies share
   (the first block up to attention is computed once per sentence; the last block, the final LayerNorm and the
-  vocabulary projection run at the masked position only; the feed-forward GELU is fused into oneDNN's matrix
-  multiply);
+  vocabulary projection run at the masked position only);
 - reference: ``ModelUnderAudit.pll_scores_reference`` — batch 1, one forward per masked token, the full
   (T × vocabulary) head, as in the CrowS-Pairs reference code.
+
+Both run the model's own fp32 CPU inference kernels (e.g. the feed-forward GELU fused into oneDNN's matrix multiply,
+``audit.model.modeling.FeedForward``), so the ratio measures the scoring strategy only.
 
 The scores must agree to 1e-4 on every pair compared (the script fails otherwise). Ours always scores the full
 set. The reference loop (~41,000 batch-1 forwards) would take many minutes on 2 cores, so by default

@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from audit.model.attention import MultiHeadSelfAttention
 from audit.model.modeling import AuditTransformerForMaskedLM
@@ -50,7 +49,7 @@ def masked_copy_logits(
     if model.training:
         raise RuntimeError("masked_copy_logits is an inference path; call model.eval() first")
     encoder = model.transformer
-    n_sentences, length = sentence_ids.shape
+    length = sentence_ids.shape[1]
     rows = torch.arange(copy_sentence.numel(), device=sentence_ids.device)
 
     def one_row_replaced(per_sentence: torch.Tensor, per_position: torch.Tensor) -> torch.Tensor:
@@ -73,10 +72,10 @@ def masked_copy_logits(
         first.attention.project_qkv(first.attention_norm(mask_embeddings)),
     )  # (C, T, 3H)
     x = x + first.attention.attend(qkv, None)[0]
-    x = x + _feed_forward(first.feed_forward, first.feed_forward_norm(x))
+    x = x + first.feed_forward(first.feed_forward_norm(x))
     *middle, last = rest
     for block in middle:
-        x = _block(block, x)
+        x, _ = block(x, None, False)
     x = _block_at_position(last, x, last.attention_norm(x), rows, copy_position)
     return model.lm_head(encoder.final_norm(x))  # (C, V)
 
@@ -92,7 +91,7 @@ def _block_at_position(block, x: torch.Tensor, normed: torch.Tensor, rows: torch
     (T × H × H) projections per copy into two (H × H) ones and two (heads × T × H) products.
     """
     attention: MultiHeadSelfAttention = block.attention
-    copies, length, hidden = normed.shape
+    copies, _, hidden = normed.shape
     heads, head_dim = attention.num_heads, attention.head_dim
     query = attention.query(normed[rows, position]).view(copies, heads, head_dim)  # (C, h, d_k)
     key_weight = attention.key.weight.view(heads, head_dim, hidden)  # (h, d_k, H)
@@ -102,33 +101,5 @@ def _block_at_position(block, x: torch.Tensor, normed: torch.Tensor, rows: torch
     pooled = torch.bmm(torch.softmax(scores, dim=-1), normed)  # (C, h, H): attention-weighted inputs
     context = torch.einsum("chi,hdi->chd", pooled, value_weight) + attention.value.bias.view(heads, head_dim)
     y = x[rows, position] + attention.output(context.reshape(copies, hidden))
-    return y + _feed_forward(block.feed_forward, block.feed_forward_norm(y))
+    return y + block.feed_forward(block.feed_forward_norm(y))
 
-
-def _block(block, x: torch.Tensor) -> torch.Tensor:
-    """``TransformerBlock.forward`` without padding, dropout or attention weights, with the fused feed-forward."""
-    x = x + block.attention(block.attention_norm(x), None)[0]
-    return x + _feed_forward(block.feed_forward, block.feed_forward_norm(x))
-
-
-def _fused_linear_gelu_available() -> bool:
-    try:
-        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    except (AttributeError, RuntimeError):
-        return False
-
-
-FUSED_LINEAR_GELU = _fused_linear_gelu_available()
-
-
-def _feed_forward(feed_forward, x: torch.Tensor) -> torch.Tensor:
-    """``FeedForward.forward`` for inference. On CPU in fp32 the GELU runs as the epilogue of oneDNN's matrix
-    multiply (PyTorch's ``mkldnn._linear_pointwise``, the kernel its compiler emits for linear + GELU): the same
-    values (exact erf GELU), without writing and re-reading the (rows × intermediate) activations between the
-    two — about 40% of the cost of that layer at our sizes. Elsewhere, the eager formula."""
-    intermediate = feed_forward.intermediate
-    if FUSED_LINEAR_GELU and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled():
-        hidden = torch.ops.mkldnn._linear_pointwise(x, intermediate.weight, intermediate.bias, "gelu", [], "none")
-    else:
-        hidden = F.gelu(intermediate(x))
-    return feed_forward.output(hidden)

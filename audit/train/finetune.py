@@ -196,8 +196,9 @@ def _length_bucketed_batches(lengths: list[int], batch_size: int, generator: tor
 
 
 def _optimizer(model, config: FinetuneConfig) -> torch.optim.AdamW:
-    """AdamW with one parameter group per (depth, weight decay) pair; each group's ``lr_scale`` multiplies the
-    scheduled rate (layer-wise decay, ``config.layer_lr_decay``). Biases, norms and embeddings get no weight decay."""
+    """AdamW with one parameter group per (depth, weight decay, query/key) combination; each group's ``lr_scale``
+    multiplies the scheduled rate (``config.layer_lr_decay`` per depth, ``config.query_key_lr_scale`` for the
+    attention query and key projections). Biases, norms and embeddings get no weight decay."""
     named = list(model.named_parameters())
     n_layers = 1 + max((_layer_index(name) for name, _ in named), default=-1)
     groups: dict[tuple[int, bool, bool], list[torch.nn.Parameter]] = {}

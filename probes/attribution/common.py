@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from probes.attribution.adapter import AttributionModel
-from probes.attribution.methods import METHOD_LABELS, Method, TokenAttribution
+from probes.attribution.methods import DEFAULT_MAX_SEQUENCES, METHOD_LABELS, Method, TokenAttribution
 from probes.base import ProbeConfig, ProbeContext, ProbeInputError, ProbeSkipped
 
 
@@ -26,8 +26,7 @@ class AttributionConfig(ProbeConfig):
     n_steps:        IG integration steps (Gauss–Legendre); must be >= 1.
     batch_size:     examples per captum call (they are padded together; the attention mask keeps them exact).
     max_sequences:  sequences per forward/backward pass inside captum (n_steps × batch rows are split into these
-                    in whole steps). Default 64: on CPU a pass of 400 (8 rows × 50 steps) no longer fits the
-                    caches, and IG over 32 scenario texts took 10.0 s against 7.5 s at 64 (2 cores).
+                    in whole steps; default ``methods.DEFAULT_MAX_SEQUENCES``, sized for CPU caches).
     n_examples:     how many texts to explain (a seeded sample when the split has more).
     split / texts:  which task split to explain, or explicit texts instead of the task.
     """
@@ -35,7 +34,7 @@ class AttributionConfig(ProbeConfig):
     baseline_token: Literal["pad", "mask"] = "pad"
     n_steps: int = Field(50, ge=1, description="IG integration steps; must be >= 1")
     batch_size: int = Field(8, ge=1)
-    max_sequences: int = Field(64, ge=1)
+    max_sequences: int = Field(DEFAULT_MAX_SEQUENCES, ge=1)
     n_examples: int = Field(64, ge=1)
     split: str = "test"
     texts: list[str] | None = None

@@ -159,6 +159,10 @@ def extrapolated_exposure(secret_plls: np.ndarray, candidate_plls: np.ndarray, *
     return np.clip(-log_tail / math.log(2.0), 0.0, cap_bits)
 
 
+# Masked copies per forward pass: 4096 spilled the CPU caches (27% slower at 1 thread than 256).
+DEFAULT_BATCH_SIZE = 256
+
+
 @dataclass(frozen=True)
 class ExposureOutcome:
     secret_plls: np.ndarray  # (S,)
@@ -169,7 +173,7 @@ class ExposureOutcome:
     total: int  # R
 
 
-def compute_exposure(subject, manifest, *, n_candidates: int, seed: int, batch_size: int = 256,
+def compute_exposure(subject, manifest, *, n_candidates: int, seed: int, batch_size: int = DEFAULT_BATCH_SIZE,
                      one_at_a_time: bool = False) -> ExposureOutcome:
     """Exposure of every secret in the manifest against one shared set of R - 1 random candidates.
 
@@ -227,7 +231,7 @@ class ExposureProbe(Probe):
 
     class Config(ProbeConfig):
         n_candidates: int = Field(10_000, ge=100)  # R: the secret plus R - 1 random candidates
-        batch_size: int = Field(256, ge=1)  # masked copies per forward pass (larger spills the CPU caches)
+        batch_size: int = Field(DEFAULT_BATCH_SIZE, ge=1)  # masked copies per forward pass
         warn_bits: float = Field(4.0, gt=0.0)  # mean exposure of a planted group above controls by this much
         fail_bits: float = Field(10.0, gt=0.0)
 

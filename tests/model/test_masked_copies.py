@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from audit.model import AuditTransformerConfig, AuditTransformerForMaskedLM
-from audit.model import masked_copies
+from audit.model import AuditTransformerConfig, AuditTransformerForMaskedLM, modeling
 from audit.model.masked_copies import masked_copy_logits
 
 MASK_ID = 4
@@ -33,18 +32,20 @@ def _plain(model, sentence_ids, copy_sentence, copy_position):
 @pytest.mark.parametrize("fused", [True, False], ids=["fused-gelu", "eager-gelu"])
 @pytest.mark.parametrize("layers", [1, 2, 4])
 def test_equals_the_plain_forward_of_each_copy(layers, fused, monkeypatch):
-    if fused and not masked_copies.FUSED_LINEAR_GELU:
+    if fused and not modeling.FUSED_LINEAR_GELU:
         pytest.skip("this torch build has no oneDNN linear + GELU kernel")
-    monkeypatch.setattr(masked_copies, "FUSED_LINEAR_GELU", fused)
     model = _model(layers)
     generator = torch.Generator().manual_seed(0)
     sentence_ids = torch.randint(5, 99, (3, 11), generator=generator)
     # every position of sentence 0 (incl. the ends), a few of sentence 2, none of sentence 1, one repeated
     copy_sentence = torch.tensor([0] * 11 + [2, 2, 2])
     copy_position = torch.tensor(list(range(11)) + [5, 1, 5])
+    monkeypatch.setattr(modeling, "FUSED_LINEAR_GELU", False)  # the reference: eager GELU
+    with torch.inference_mode():
+        plain = _plain(model, sentence_ids, copy_sentence, copy_position)
+    monkeypatch.setattr(modeling, "FUSED_LINEAR_GELU", fused)
     with torch.inference_mode():
         ours = masked_copy_logits(model, sentence_ids, copy_sentence, copy_position, MASK_ID)
-        plain = _plain(model, sentence_ids, copy_sentence, copy_position)
     assert ours.shape == (14, 99)
     torch.testing.assert_close(ours, plain, atol=1e-5, rtol=0)
 
