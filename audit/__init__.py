@@ -6,4 +6,4 @@ Importing ``audit`` registers our transformer ("rai-transformer") with the trans
 
 __version__ = "0.1.0"
 
-from audit import model as _model  # noqa: E402,F401  (registers the Auto classes)
+from audit import model as _model  # noqa: F401  (registers the Auto classes)

@@ -11,8 +11,8 @@ import functools
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import typer
 from rich.console import Console
@@ -77,19 +77,19 @@ def _progress(message: str) -> None:
     console.print(f"[dim]·[/dim] {message}")
 
 
-def _data_dir_option() -> Optional[Path]:
+def _data_dir_option() -> Path | None:
     return typer.Option(None, "--data-dir", help="Folder laid out like shared/data (else $RAI_AUDIT_DATA_DIR).")
 
 
 @app.command()
 @_handles_errors
 def run(
-    config: Optional[Path] = typer.Argument(None, help="Audit config (TOML). Without it: the built-in default."),
+    config: Path | None = typer.Argument(None, help="Audit config (TOML). Without it: the built-in default."),
     out: Path = typer.Option(..., "--out", help="Output folder for results.json, report.html, junit.xml."),
-    policy: Optional[Path] = typer.Option(None, "--policy", help="Gate the run on this policy file."),
-    data_dir: Optional[Path] = _data_dir_option(),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Override the config's seed."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (results depend on it)."),
+    policy: Path | None = typer.Option(None, "--policy", help="Gate the run on this policy file."),
+    data_dir: Path | None = _data_dir_option(),
+    seed: int | None = typer.Option(None, "--seed", help="Override the config's seed."),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (results depend on it)."),
 ) -> None:
     """Run an audit and write results.json, report.html and junit.xml."""
     from audit.config import AuditConfigError, default_config, load_audit_config
@@ -150,7 +150,7 @@ def report(results_json: Path = typer.Argument(..., help="A results.json written
 def pretrain(config: str = typer.Option(..., "--config", help="Pretraining TOML, or a preset: tiny, small, base."),
              out: Path = typer.Option(..., "--out", help="Output model folder."),
              resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
-             data_dir: Optional[Path] = _data_dir_option()) -> None:
+             data_dir: Path | None = _data_dir_option()) -> None:
     """Pretrain our transformer with masked-language modelling."""
     from audit.train.config import load_pretrain_config
     from audit.train.pretrain import pretrain as run_pretrain
@@ -165,7 +165,7 @@ def pretrain(config: str = typer.Option(..., "--config", help="Pretraining TOML,
 def finetune(config: str = typer.Option(..., "--config", help="Fine-tuning TOML (or preset: davidson, scenario)."),
              from_dir: Path = typer.Option(..., "--from", help="Pretrained model folder."),
              out: Path = typer.Option(..., "--out", help="Output classifier folder."),
-             data_dir: Optional[Path] = _data_dir_option()) -> None:
+             data_dir: Path | None = _data_dir_option()) -> None:
     """Fine-tune a pretrained encoder as a classifier (writes split membership for the privacy probes)."""
     from audit.train.config import load_finetune_config
     from audit.train.finetune import run_finetune
@@ -178,8 +178,8 @@ def finetune(config: str = typer.Option(..., "--config", help="Fine-tuning TOML 
 @_handles_errors
 def gate(results_json: Path = typer.Argument(..., help="results.json to check."),
          policy: Path = typer.Option(..., "--policy", help="Policy TOML."),
-         baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline results.json."),
-         junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML here."),
+         baseline: Path | None = typer.Option(None, "--baseline", help="Baseline results.json."),
+         junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here."),
          output_format: str = typer.Option("table", "--format", help="table or json (printed on stdout).")) -> None:
     """Check a results.json against a policy: exit 0 pass, 1 a fail rule broken, 2 bad input."""
     from audit.gate import run_gate
@@ -213,7 +213,7 @@ def list_probes() -> None:
 
 
 @data_app.command("list")
-def data_list(data_dir: Optional[Path] = _data_dir_option()) -> None:
+def data_list(data_dir: Path | None = _data_dir_option()) -> None:
     """Show where each named dataset resolves."""
     from audit.data.catalog import describe_catalog
 

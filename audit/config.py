@@ -47,7 +47,7 @@ class SubjectSection(_Strict):
     intended_use: str | None = None  # shown in the model card
 
     @model_validator(mode="after")
-    def _one_source(self) -> "SubjectSection":
+    def _one_source(self) -> SubjectSection:
         if (self.model is None) == (self.train is None):
             raise ValueError("give exactly one of subject.model (a model directory) or subject.train (a recipe)")
         return self

@@ -58,7 +58,7 @@ class Rule(BaseModel):
     no_regression: bool = False
 
     @model_validator(mode="after")
-    def _has_a_test(self) -> "Rule":
+    def _has_a_test(self) -> Rule:
         if self.max is None and self.min is None and not self.no_regression:
             raise ValueError("a rule needs max, min or no_regression = true")
         return self
@@ -154,8 +154,9 @@ def _regression_verdict(rule: Rule, metric: Metric, result: ProbeResult, baselin
                         seed: int) -> Verdict:
     """Significant worsening against the baseline: paired bootstrap on per-example values when both runs stored
     them under the metric's name, otherwise non-overlapping 95% intervals."""
-    common = dict(rule=rule.name, probe=rule.probe, metric=rule.metric, group=rule.group, statistic="value",
-                  operator="no-regression", severity=rule.severity, ci_low=metric.ci_low, ci_high=metric.ci_high)
+    common = {"rule": rule.name, "probe": rule.probe, "metric": rule.metric, "group": rule.group,
+              "statistic": "value", "operator": "no-regression", "severity": rule.severity,
+              "ci_low": metric.ci_low, "ci_high": metric.ci_high}
     if baseline is None:
         raise PolicyError(f"rule {rule.name!r} asks for no regression but no --baseline results.json was given")
     base_result = next((p for p in baseline.probes if p.probe == rule.probe), None)

@@ -3,10 +3,10 @@ policies): the file, the dotted key, and what is wrong with it."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from pydantic import ValidationError
 
 

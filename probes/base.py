@@ -14,10 +14,11 @@ import difflib
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -210,7 +211,8 @@ def _load_builtin_and_entry_points() -> None:
     for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             register(entry_point.load())
-        except Exception as error:  # a broken plug-in must not break the built-ins
+        except Exception as error:  # noqa: BLE001  (a plug-in's import can raise anything; a broken plug-in
+            # must not break the built-ins)
             logger.warning("could not load probe plug-in %s: %s", entry_point.name, error)
 
 

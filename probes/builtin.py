@@ -1,6 +1,6 @@
 """Importing this module registers every built-in probe (each family package imports its probe modules)."""
 
-import probes.attribution  # noqa: F401
-import probes.bias  # noqa: F401
-import probes.fairness  # noqa: F401
+import probes.attribution
+import probes.bias
+import probes.fairness
 import probes.privacy  # noqa: F401

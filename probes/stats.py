@@ -8,8 +8,8 @@ Intervals are percentile bootstrap intervals (Efron & Tibshirani, "An Introducti
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import stats as scipy_stats

@@ -2,4 +2,4 @@
 
 from reports.render import render_compare_html, render_html
 
-__all__ = ["render_html", "render_compare_html"]
+__all__ = ["render_compare_html", "render_html"]

@@ -14,9 +14,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # headless; no GUI backend is ever needed
-from matplotlib.figure import Figure as MplFigure  # noqa: E402
+from matplotlib.figure import Figure as MplFigure
 
-from audit.results import Figure  # noqa: E402
+from audit.results import Figure
 
 matplotlib.rcParams.update(
     {

@@ -9,9 +9,10 @@ trained on; fairness and counterfactual probes need labels and groups of the hel
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 EXAMPLES_FILE = "examples.jsonl"
 TASK_FILE = "task.json"
@@ -63,8 +64,8 @@ class TaskData:
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         with open(directory / EXAMPLES_FILE, "w", encoding="utf-8") as handle:
-            for example in self.examples:
-                handle.write(json.dumps(example.__dict__, ensure_ascii=False, sort_keys=True) + "\n")
+            handle.writelines(json.dumps(example.__dict__, ensure_ascii=False, sort_keys=True) + "\n"
+                              for example in self.examples)
         meta = {
             "name": self.name,
             "label_names": self.label_names,
@@ -76,7 +77,7 @@ class TaskData:
         (directory / TASK_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: str | Path) -> "TaskData":
+    def load(cls, directory: str | Path) -> TaskData:
         directory = Path(directory)
         task_path, examples_path = directory / TASK_FILE, directory / EXAMPLES_FILE
         if not task_path.is_file() or not examples_path.is_file():

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_models import build_tokenizer, ours_config, save
 
 from audit.data.scenarios import make_calibration_scenario
 from audit.model import AuditTransformerForSequenceClassification
 from probes import base
 from probes.base import Probe, ProbeConfig, register
-from tiny_models import build_tokenizer, ours_config, save
 
 
 @pytest.fixture(scope="session")

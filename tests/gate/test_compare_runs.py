@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
+from synthetic_results import build_results
 from typer.testing import CliRunner
 
 from audit.cli import app
 from audit.compare import CompareError, compare_runs
 from audit.results import Metric
-from synthetic_results import build_results
 
 
 def with_flips(results, flips):

@@ -4,11 +4,11 @@ import json
 
 import junitparser
 import pytest
+from synthetic_results import build_results
 from typer.testing import CliRunner
 
 from audit.cli import app
 from audit.gate import PolicyError, evaluate_policy, load_policy
-from synthetic_results import build_results
 
 POLICY = """
 [[rule]]

@@ -1,5 +1,4 @@
 import pytest
-
 from synthetic_results import build_results
 
 

@@ -43,7 +43,7 @@ def test_report_renders_without_console_errors_and_xss_stays_text(browser, tmp_p
     assert "Executive summary" in dom.stdout
     # the payloads are in the page as text, and none of them ran or became an element
     assert "&lt;script&gt;document.title" in dom.stdout
-    assert re.search(r"<title>(.*?)</title>", dom.stdout, re.S).group(1).startswith("rai-audit report")
+    assert re.search(r"<title>(.*?)</title>", dom.stdout, re.DOTALL).group(1).startswith("rai-audit report")
     assert "data-xss" not in dom.stdout
     assert not re.search(r"<script\b", dom.stdout)
     assert not re.search(r"<img\b", dom.stdout)

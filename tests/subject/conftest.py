@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import SENTENCES, bert_config, build_tokenizer, distilbert_config, ours_config, save
 from transformers import (
     BertForMaskedLM,
     BertForSequenceClassification,
@@ -21,7 +22,7 @@ from transformers import (
 )
 
 from audit.model import AuditTransformerForMaskedLM, AuditTransformerForSequenceClassification
-from tiny_models import SENTENCES, bert_config, build_tokenizer, distilbert_config, ours_config, save
+
 
 def _seeded(factory, seed: int):
     torch.manual_seed(seed)
