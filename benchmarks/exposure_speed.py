@@ -16,6 +16,11 @@ token, batch 1, full-vocabulary head: ``pll_scores_reference``) is also timed on
 and extrapolated (labelled so); it is not the ratio of the last line. Lower wall time is better; the last line is
 ``ratio: <one-at-a-time / batched>`` (goal >= 5).
 
+Before the ratio, the batched path is set against this machine's fp32 matrix-multiply roof (``roofline.py``:
+FLOPs counted in an untimed extra pass, roof = the fastest product of the model's feed-forward shape). Both paths
+do the same arithmetic per sequence (the one-at-a-time path also shares each candidate's work across its masked
+copies), so the roof bounds what batching across candidates can add.
+
 Usage: ``python benchmarks/exposure_speed.py [--model DIR] [--threads 2] [--candidates 10000]``. Without
 ``--model`` the `small` preset is pretrained (about 4 minutes) into the rai-audit model cache, or reused from it;
 this needs RAI_AUDIT_DATA_DIR (the wiki_passages corpus).
@@ -30,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from roofline import RooflineReport, count_flops, matmul_peak
 
 from audit.subject import ModelUnderAudit
 from probes.privacy.exposure import (
@@ -126,6 +132,15 @@ def main() -> None:
         label = "controls" if count == 0 else f"planted {count}x"
         print(f"  exposure {label:>12}: mean {batched.exposure[chosen].mean():5.2f} bits "
               f"(extrapolated {batched.extrapolated[chosen].mean():5.2f}), max {batched.exposure[chosen].max():5.2f}")
+    # Untimed extra pass: the batched path's arithmetic against this machine's matrix-multiply roof.
+    config = subject.mlm.config
+    peak = matmul_peak(4096, config.hidden_size, config.intermediate_size)
+    _, flops = count_flops(lambda: compute_exposure(subject, manifest, n_candidates=args.candidates, seed=0,
+                                                    batch_size=args.batch_size))
+    batched_roof = RooflineReport(batched_s, flops, peak)
+    print(f"roof: {batched_roof.describe('batched')}")
+    print(f"roof: no faster execution of the same arithmetic could exceed ratio "
+          f"{batched_roof.ratio_bound(single_s):.2f} on this machine")
     print(f"wall time: batched {batched_s:.2f} s, one at a time {single_s:.2f} s")
     print(f"ratio: {single_s / batched_s:.2f}")
 

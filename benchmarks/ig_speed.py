@@ -6,6 +6,10 @@ the ``small`` preset (hidden 256, 4 blocks, 4 heads, FFN 1024, vocabulary 8192) 
 Each path is timed ``--repeats`` times, alternating, and the fastest run counts (least disturbed by other load).
 
 Usage: python benchmarks/ig_speed.py [--examples 32] [--batch-size 8] [--repeats 3] [--device cpu]
+Before the ratio, both paths are set against this machine's fp32 matrix-multiply roof (``roofline.py``: FLOPs
+counted in an untimed extra pass, roof = the fastest product of the model's feed-forward shape): a per-example
+call already integrates all ``n_steps`` points in one batched pass, so the roof bounds what batching across
+examples can add.
 Last line: ``ratio: <per-example seconds / batched seconds>`` (goal >= 2).
 """
 
@@ -15,6 +19,7 @@ import argparse
 import time
 
 import torch
+from roofline import RooflineReport, count_flops, matmul_peak
 
 
 def build(device: str):
@@ -68,6 +73,17 @@ def main() -> None:
     per_example, batched = min(per_example_runs), min(batched_runs)
     print(f"per-example calls: {per_example:.3f} s total, {per_example / len(texts) * 1000:.1f} ms per example")
     print(f"batched calls:     {batched:.3f} s total, {batched / len(texts) * 1000:.1f} ms per example")
+
+    if args.device == "cpu":  # the roof is measured on the CPU
+        # Untimed extra passes: the arithmetic of each path against this machine's matrix-multiply roof.
+        config = model.module.config
+        peak = matmul_peak(4096, config.hidden_size, config.intermediate_size)
+        per_example_roof = RooflineReport(per_example, count_flops(lambda: timed(1))[1], peak)
+        batched_roof = RooflineReport(batched, count_flops(lambda: timed(args.batch_size))[1], peak)
+        print(f"roof: {per_example_roof.describe('per-example calls')}")
+        print(f"roof: {batched_roof.describe('batched calls')}")
+        print(f"roof: no faster execution of the batched arithmetic could exceed ratio "
+              f"{batched_roof.ratio_bound(per_example):.2f} on this machine")
     print(f"ratio: {per_example / batched:.2f}")
 
 

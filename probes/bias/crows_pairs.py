@@ -120,9 +120,10 @@ def score_pairs(subject, pairs: list[SentencePair], *, batch_size: int) -> PairS
     kept, too_long, identical = [], [], []
     token_ids: list[list[int]] = []
     positions: list[list[int]] = []
-    for pair in pairs:
-        ids_more = tokenizer(pair.sent_more, verbose=False)["input_ids"]
-        ids_less = tokenizer(pair.sent_less, verbose=False)["input_ids"]
+    # One tokenizer call for every sentence (the fast tokenizers encode a batch at once).
+    encoded = tokenizer([sentence for pair in pairs for sentence in (pair.sent_more, pair.sent_less)],
+                        verbose=False)["input_ids"] if pairs else []
+    for pair, ids_more, ids_less in zip(pairs, encoded[0::2], encoded[1::2]):
         if not (subject.fits(ids_more) and subject.fits(ids_less)):
             too_long.append(pair.id)
             continue
