@@ -625,10 +625,8 @@ class ModelUnderAudit:
                 selected[rows, copy_position] = True  # exactly one per row → logits rows follow chunk order
                 ids, selected = ids.to(self.device), selected.to(self.device)
                 logits = self._mlm_scorer.logits(ids, torch.ones_like(ids), selected)
-            logits = logits.float()  # (C, V)
-            # log softmax at the original token only: its logit minus the row's log-normaliser
-            picked = (logits[rows.to(self.device), originals.to(self.device)] - torch.logsumexp(logits, dim=-1))
-            picked = picked.cpu().tolist()
+            log_probs = torch.log_softmax(logits.float(), dim=-1)  # (C, V)
+            picked = log_probs[rows.to(self.device), originals.to(self.device)].cpu().tolist()
         for (index, slot), value in zip(chunk, picked):
             scores[index][slot] = value
 
