@@ -5,11 +5,12 @@ of captum's LayerIntegratedGradients over the token embeddings, on a randomly in
 the ``small`` preset (hidden 256, 4 blocks, 4 heads, FFN 1024, vocabulary 8192) and calibration-scenario texts.
 Each path is timed ``--repeats`` times, alternating, and the fastest run counts (least disturbed by other load).
 
+Before the ratio, on the CPU, both paths are set against the machine's fp32 matrix-multiply roof
+(``roofline.py``: FLOPs counted in an untimed extra pass, roof = the fastest product of the model's feed-forward
+shape): a per-example call already integrates all ``n_steps`` points in one batched pass, so the roof bounds what
+batching across examples can add.
+
 Usage: python benchmarks/ig_speed.py [--examples 32] [--batch-size 8] [--repeats 3] [--device cpu]
-Before the ratio, both paths are set against this machine's fp32 matrix-multiply roof (``roofline.py``: FLOPs
-counted in an untimed extra pass, roof = the fastest product of the model's feed-forward shape): a per-example
-call already integrates all ``n_steps`` points in one batched pass, so the roof bounds what batching across
-examples can add.
 Last line: ``ratio: <per-example seconds / batched seconds>`` (goal >= 2).
 """
 
