@@ -62,13 +62,17 @@ def build_small_model(directory: Path, sentences: list[str]) -> Path:
     return directory
 
 
+def _pair_positions(tokenizer, special: set[int], pair) -> tuple[list[int], list[int], tuple[list[int], list[int]]]:
+    """Token ids of both sentences and the positions of the tokens they share (what CrowS-Pairs scores)."""
+    ids_more, ids_less = tokenizer(pair.sent_more)["input_ids"], tokenizer(pair.sent_less)["input_ids"]
+    return ids_more, ids_less, shared_token_positions(ids_more, ids_less, special_ids=special)
+
+
 def reference_scores(subject: ModelUnderAudit, pairs) -> tuple[np.ndarray, np.ndarray, int]:
-    tokenizer = subject.tokenizer
-    special = set(tokenizer.all_special_ids)
+    special = set(subject.tokenizer.all_special_ids)
     more, less, tokens = [], [], 0
     for pair in pairs:
-        ids_more, ids_less = tokenizer(pair.sent_more)["input_ids"], tokenizer(pair.sent_less)["input_ids"]
-        positions = shared_token_positions(ids_more, ids_less, special_ids=special)
+        ids_more, ids_less, positions = _pair_positions(subject.tokenizer, special, pair)
         scores = subject.pll_scores_reference([ids_more, ids_less], list(positions))
         more.append(scores[0].sum())
         less.append(scores[1].sum())
@@ -77,13 +81,8 @@ def reference_scores(subject: ModelUnderAudit, pairs) -> tuple[np.ndarray, np.nd
 
 
 def masked_token_count(subject: ModelUnderAudit, pairs) -> int:
-    tokenizer = subject.tokenizer
-    special = set(tokenizer.all_special_ids)
-    total = 0
-    for pair in pairs:
-        ids_more, ids_less = tokenizer(pair.sent_more)["input_ids"], tokenizer(pair.sent_less)["input_ids"]
-        total += 2 * len(shared_token_positions(ids_more, ids_less, special_ids=special)[0])
-    return total
+    special = set(subject.tokenizer.all_special_ids)
+    return sum(2 * len(_pair_positions(subject.tokenizer, special, pair)[2][0]) for pair in pairs)
 
 
 def main() -> None:

@@ -2,11 +2,11 @@
 
 ``finetune_classifier`` is pure and in memory — the CLI and the membership probe's shadow models both call it:
 it loads the encoder from a pretrained directory with a fresh classification head, trains with AdamW (linear
-warmup and decay, optional layer-wise learning-rate decay, gradient clipping, bf16 autocast when the CPU supports
-it) and keeps the weights of the
-evaluation with the best validation macro-F1 (higher is better), stopping after ``patience`` evaluations without
-improvement — or, with ``keep = "last"``, trains every epoch and keeps the final weights. Seeded: head initialisation, dropout and batch order are reproducible and the caller's global RNG
-state is left untouched.
+warmup and decay, optional layer-wise and query/key learning-rate scales, gradient clipping, bf16 autocast when the
+CPU supports it) and keeps the weights of the evaluation with the best validation macro-F1 (higher is better),
+stopping after ``patience`` evaluations without improvement — or, with ``keep = "last"``, trains every epoch and
+keeps the final weights. Seeded: head initialisation, dropout and batch order are reproducible and the caller's
+global RNG state is left untouched.
 
 ``run_finetune`` is the CLI path: dataset → labelled examples with a stratified split → fine-tune → a model
 directory with the split membership (task.json / examples.jsonl), test metrics and predictions (finetune.json).
@@ -219,8 +219,8 @@ def _optimizer(model, config: FinetuneConfig) -> torch.optim.AdamW:
     )
 
 
-_LAYER_INDEX = re.compile(r"\.layers?\.(\d+)\.")
-_QUERY_OR_KEY = re.compile(r"\.(query|key)\.")  # ours: attention.query; BERT-style: attention.self.query
+_LAYER_INDEX = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
+_QUERY_OR_KEY = re.compile(r"(?:^|\.)(query|key)\.")  # ours: attention.query; BERT-style: attention.self.query
 
 
 def _layer_index(name: str) -> int:
