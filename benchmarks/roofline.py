@@ -7,9 +7,9 @@ for the benchmarks (the roofline view of Williams, Waterman & Patterson, CACM 20
 - ``matmul_peak``: the fastest fp32 matrix multiply of the given shape on this machine at the current thread
   count, in FLOP/s (best of several timed runs, so it is the roof, not a typical rate);
 - ``count_flops``: the multiply-add FLOPs (2 per multiply-accumulate) a call performs in matrix products and
-  attention, counted by PyTorch's ``FlopCounterMode`` — plus the two kernels it does not know that our model runs
-  on the CPU (oneDNN's fused linear + GELU and the CPU flash-attention kernel), registered below with the same
-  formulas as their unfused equivalents;
+  attention, counted by PyTorch's ``FlopCounterMode`` — plus the kernels it does not know that our model runs
+  on the CPU (oneDNN's fused linear + GELU, the CPU flash-attention kernel, and the in-place ``addmm_`` of the
+  masked-copies path), registered below with the same formulas as their unfused equivalents;
 - ``RooflineReport``: time and FLOPs of a path → its share of the roof, and the shortest time the same
   arithmetic could take here (FLOPs / roof). Dividing a baseline's time by that shortest time bounds any ratio a
   faster execution of the same arithmetic could show on this machine.
@@ -47,9 +47,15 @@ def _cpu_flash_attention_backward_flops(grad_shape, query_shape, key_shape, valu
     return flop_counter.sdpa_backward_flop_count(grad_shape, query_shape, key_shape, value_shape)
 
 
+def _addmm_in_place_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """``residual.addmm_(a, b)`` (a matrix product accumulated in place): the same product as addmm."""
+    return flop_counter.addmm_flop(self_shape, a_shape, b_shape)
+
+
 def _register_cpu_kernels() -> None:
     registry = flop_counter.flop_registry
     extra = {
+        _aten.addmm_: _addmm_in_place_flops,
         torch.ops.mkldnn._linear_pointwise: _linear_pointwise_flops,
         _aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops,
         _aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_attention_backward_flops,

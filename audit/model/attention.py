@@ -110,6 +110,17 @@ class MultiHeadSelfAttention(nn.Module):
         explicit: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attention from projected ``qkv`` (B, T, 3H) through W_o: (output (B, T, H), weights or None)."""
+        context, weights = self.context(qkv, mask, explicit=explicit)
+        return self.output(context), weights
+
+    def context(
+        self,
+        qkv: torch.Tensor,
+        mask: torch.Tensor | None,
+        *,
+        explicit: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The heads' attention-weighted values, concatenated, before W_o: (context (B, T, H), weights or None)."""
         b, t, three_hidden = qkv.shape
         hidden = three_hidden // 3
         q, k, v = qkv.view(b, t, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)  # (B, h, T, d_k)
@@ -120,8 +131,7 @@ class MultiHeadSelfAttention(nn.Module):
             context, weights = explicit_attention(q, k, v, mask, dropout_p)[0], None
         else:
             context, weights = sdpa_attention(q, k, v, mask, dropout_p), None
-        context = context.transpose(1, 2).reshape(b, t, hidden)  # concatenate heads
-        return self.output(context), weights
+        return context.transpose(1, 2).reshape(b, t, hidden), weights  # heads concatenated
 
     def forward(
         self,

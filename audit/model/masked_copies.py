@@ -6,11 +6,13 @@ p are read. A plain batched forward of the copies computes, per copy and layer, 
 Two parts of that work are provably redundant, and this module skips them — the results are the same logits up
 to floating-point summation order (tests hold them to the plain forward within 1e-5):
 
-- **first block, up to the attention scores.** Before the first attention, a copy differs from its sentence in
-  one row only (the [MASK] embedding at p). The embeddings, the first LayerNorm and the Q/K/V projections are
-  therefore computed once per sentence and once for [MASK] at each position, and each copy's Q/K/V is assembled
-  by replacing one row. (From the first attention on, every row of a copy depends on the [MASK], so the
-  remaining blocks run per copy.)
+- **first block, up to the attention weights.** Before the first attention, a copy differs from its sentence in
+  one row only (the [MASK] embedding at p), so its queries, keys and values are the sentence's with row p
+  replaced by [MASK]'s. The embeddings, the first LayerNorm and the Q/K/V projections are therefore computed
+  once per sentence and once for [MASK] at each position; so are the attention scores, as four small per-sentence
+  tables (sentence or [MASK] query against sentence or [MASK] key), from which each copy's scores are gathered
+  (``_first_block_context``). (From the first attention on, every row of a copy depends on the [MASK], so the
+  rest of the network runs per copy.)
 - **last block, outside the masked position.** Only the hidden state at p reaches the vocabulary head. In the
   last block, the other positions contribute their keys and values and nothing else, so the query, the output
   projection, the feed-forward network, the final LayerNorm and the head run at p alone — and since there is one
@@ -21,6 +23,8 @@ For the `small` preset (4 blocks) this removes about a third of the per-copy mat
 left: the output projection and feed-forward network of the first block, and the middle blocks in full); the rest of
 the speed-up over the textbook loop (one batch-1 forward per masked token with the full T × vocabulary head)
 comes from batching the copies of many equal-length sentences (``audit.subject.ModelUnderAudit.pll_scores``).
+Residual connections are accumulated in place (``_add_linear_``): the copies' hidden states are this module's
+own tensor, so nothing else sees them change, and at these sizes the saved memory pass is a few percent.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 from audit.model.attention import MultiHeadSelfAttention
-from audit.model.modeling import AuditTransformerForMaskedLM
+from audit.model.modeling import AuditTransformerForMaskedLM, TransformerBlock
 
 
 def masked_copy_logits(
@@ -67,17 +72,75 @@ def masked_copy_logits(
     if not rest:  # a one-block encoder: its first block is also its last
         normed = one_row_replaced(first.attention_norm(sentence_embeddings), first.attention_norm(mask_embeddings))
         return model.lm_head(encoder.final_norm(_block_at_position(first, x, normed, rows, copy_position)))
-    qkv = one_row_replaced(
+    context = _first_block_context(
+        first.attention,
         first.attention.project_qkv(first.attention_norm(sentence_embeddings)),
         first.attention.project_qkv(first.attention_norm(mask_embeddings)),
-    )  # (C, T, 3H)
-    x = x + first.attention.attend(qkv, None)[0]
-    x = x + first.feed_forward(first.feed_forward_norm(x))
+        copy_sentence, copy_position, rows,
+    )  # (C, T, H)
+    _add_linear_(x, context, first.attention.output)
+    _add_linear_(x, first.feed_forward.activations(first.feed_forward_norm(x)), first.feed_forward.output)
     *middle, last = rest
     for block in middle:
-        x, _ = block(x, None, False)
+        _block_in_place(block, x)
     x = _block_at_position(last, x, last.attention_norm(x), rows, copy_position)
     return model.lm_head(encoder.final_norm(x))  # (C, V)
+
+
+def _add_linear_(residual: torch.Tensor, inputs: torch.Tensor, linear: nn.Linear) -> None:
+    """residual += linear(inputs), in place: (..., H) += (..., K) Wᵀ + b.
+
+    One matrix multiply accumulating into the residual stream (BLAS beta = 1) instead of writing linear(inputs)
+    out and adding it in a second pass over a freshly allocated tensor.
+    """
+    flat = residual.view(-1, residual.shape[-1])
+    flat.addmm_(inputs.reshape(-1, inputs.shape[-1]), linear.weight.t()).add_(linear.bias)
+
+
+def _block_in_place(block: TransformerBlock, x: torch.Tensor) -> None:
+    """``TransformerBlock.forward`` at inference, without padding, with both residual adds done in place on x."""
+    attention = block.attention
+    context, _ = attention.context(attention.project_qkv(block.attention_norm(x)), None)
+    _add_linear_(x, context, attention.output)
+    _add_linear_(x, block.feed_forward.activations(block.feed_forward_norm(x)), block.feed_forward.output)
+
+
+def _first_block_context(
+    attention: MultiHeadSelfAttention,
+    qkv_sentences: torch.Tensor,
+    qkv_mask: torch.Tensor,
+    copy_sentence: torch.Tensor,
+    copy_position: torch.Tensor,
+    rows: torch.Tensor,
+) -> torch.Tensor:
+    """The first block's attention context (C, T, H), before W_o, of every masked copy.
+
+    qkv_sentences: (N, T, 3H), the sentences' projected queries, keys and values; qkv_mask: (T, 3H), those of
+    [MASK] at each position. In copy (s, p) row p of Q, K and V is [MASK]'s, every other row sentence s's. So
+    its score matrix is sentence s's (query i · key j), with column p taken from the sentence-query ·
+    [MASK]-key table, row p from the [MASK]-query · sentence-key table, and entry (p, p) [MASK]'s own query ·
+    key. The four tables cost O(N·T²·H); per copy only the softmax and the weighted sum of values remain —
+    the per-copy Q and K are never assembled.
+    """
+    sentences, length, three_hidden = qkv_sentences.shape
+    heads, head_dim = attention.num_heads, attention.head_dim
+    scale = 1.0 / math.sqrt(head_dim)
+    query, key, value = qkv_sentences.view(sentences, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
+    mask_query, mask_key, mask_value = qkv_mask.view(length, 3, heads, head_dim).permute(1, 2, 0, 3)
+    query, mask_query = query * scale, mask_query * scale  # (N, h, T, d_k), (h, T, d_k)
+    key_t = key.transpose(-1, -2)  # (N, h, d_k, T)
+    sentence_to_sentence = torch.matmul(query, key_t)  # (N, h, T, T): [s, :, i, j] = q_i · k_j
+    sentence_to_mask = torch.matmul(query, mask_key.transpose(-1, -2))  # [s, :, i, p] = q_i · k[MASK]_p
+    mask_to_sentence = torch.matmul(mask_query, key_t)  # [s, :, p, j] = q[MASK]_p · k_j
+    mask_to_mask = (mask_query * mask_key).sum(-1)  # (h, T): [:, p] = q[MASK]_p · k[MASK]_p
+    scores = sentence_to_sentence[copy_sentence]  # (C, h, T, T)
+    scores[rows, :, :, copy_position] = sentence_to_mask[copy_sentence, :, :, copy_position]
+    scores[rows, :, copy_position, :] = mask_to_sentence[copy_sentence, :, copy_position, :]
+    scores[rows, :, copy_position, copy_position] = mask_to_mask[:, copy_position].T
+    values = value.contiguous()[copy_sentence]  # (C, h, T, d_k)
+    values[rows, :, copy_position] = mask_value[:, copy_position].transpose(0, 1)
+    context = torch.matmul(torch.softmax(scores, dim=-1), values)  # (C, h, T, d_k)
+    return context.transpose(1, 2).reshape(len(copy_sentence), length, three_hidden // 3)
 
 
 def _block_at_position(block, x: torch.Tensor, normed: torch.Tensor, rows: torch.Tensor, position: torch.Tensor

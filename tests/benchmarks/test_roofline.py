@@ -54,6 +54,39 @@ def test_inference_flops_match_the_hand_count_on_fused_and_eager_kernels(monkeyp
     assert flops == _forward_flops_by_hand()
 
 
+def _masked_copies_flops_by_hand(sentences: int, copies: int) -> int:
+    """The shared-work masked-copies path of a 2-block model (``audit.model.masked_copies``), per part."""
+    first_block = (
+        (sentences + 1) * LENGTH * 3 * HIDDEN * HIDDEN  # Q/K/V of the sentences and of [MASK] at each position
+        + 3 * sentences * LENGTH * LENGTH * HIDDEN  # the three per-sentence score tables
+        + copies * LENGTH * LENGTH * HIDDEN  # each copy's attention-weighted values
+        + copies * LENGTH * (HIDDEN * HIDDEN + 2 * HIDDEN * INTERMEDIATE)  # W_o (in place) and the FFN, per copy
+    )
+    last_block_at_the_mask = copies * (
+        2 * HIDDEN * HIDDEN  # query projection; the query moved into the input space through W_k
+        + 2 * HEADS * LENGTH * HIDDEN  # per head: scores against, and the weighted sum of, the normed inputs
+        + 2 * HIDDEN * HIDDEN  # W_v of the pooled input; W_o
+        + 2 * HIDDEN * INTERMEDIATE
+    )
+    head = copies * (HIDDEN * HIDDEN + HIDDEN * VOCAB)
+    return 2 * (first_block + last_block_at_the_mask + head)
+
+
+def test_masked_copies_flops_match_the_hand_count():
+    """The in-place residual products (``addmm_``) are counted, and the path does the arithmetic its docstring
+    claims: nothing per copy before the first attention weights, one row per copy in the last block."""
+    from audit.model.masked_copies import masked_copy_logits
+
+    model = _model()
+    sentence_ids = torch.randint(5, VOCAB, (BATCH, LENGTH))
+    copy_sentence = torch.tensor([0, 0, 1, 2, 2, 2, 2])
+    copy_position = torch.tensor([1, 4, 9, 0, 3, 5, 8])
+    with torch.inference_mode():
+        _, flops = roofline.count_flops(
+            lambda: masked_copy_logits(model, sentence_ids, copy_sentence, copy_position, mask_token_id=4))
+    assert flops == _masked_copies_flops_by_hand(BATCH, len(copy_sentence))
+
+
 def test_backward_counts_too():
     """An input gradient through a linear layer costs one more product of the same size."""
     layer = torch.nn.Linear(HIDDEN, INTERMEDIATE)
