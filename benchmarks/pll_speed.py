@@ -5,7 +5,7 @@ Both paths score the shared tokens of every CrowS-Pairs pair (Nangia et al., EMN
 - ours (what the ``crows_pairs`` probe does): ``probes.bias.crows_pairs.score_pairs`` → one
   ``ModelUnderAudit.pll_scores`` call; all masked copies of a sentence share a forward pass, copies of equal-length
   sentences are packed together, and for our model ``audit.model.masked_copies`` skips the work copies share
-  (the first block up to attention is computed once per sentence; the last block, the final LayerNorm and the
+  (the first block up to the attention weights is computed once per sentence; the last block, the final LayerNorm and the
   vocabulary projection run at the masked position only);
 - reference: ``ModelUnderAudit.pll_scores_reference`` — batch 1, one forward per masked token, the full
   (T × vocabulary) head, as in the CrowS-Pairs reference code.
