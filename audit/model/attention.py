@@ -98,9 +98,13 @@ class MultiHeadSelfAttention(nn.Module):
         The same three products as one matrix multiply, which reads x (and accumulates its gradient) once instead
         of three times. (Forward hooks on self.query / self.key / self.value therefore do not fire.)
         """
-        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H)
-        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
-        return F.linear(x, weight, bias)
+        return F.linear(x, *self.qkv_weight_and_bias())
+
+    def qkv_weight_and_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[W_q | W_k | W_v] stacked as (3H, H) and [b_q | b_k | b_v] as (3H,): the parameters of ``project_qkv``."""
+        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
+        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+        return weight, bias
 
     def attend(
         self,
