@@ -40,6 +40,7 @@ from audit.model.attention import MultiHeadSelfAttention
 from audit.model.modeling import AuditTransformerForMaskedLM, TransformerBlock
 
 
+@torch.no_grad()  # inference only; the in-place products and the scratch buffer have no gradient
 def masked_copy_logits(
     model: AuditTransformerForMaskedLM,
     sentence_ids: torch.Tensor,

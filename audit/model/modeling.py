@@ -85,16 +85,14 @@ class FeedForward(nn.Module):
         self.intermediate = nn.Linear(config.hidden_size, config.intermediate_size)
         self.output = nn.Linear(config.intermediate_size, config.hidden_size)
 
-    def activations(self, x: torch.Tensor) -> torch.Tensor:
-        """GELU(x W_1 + b_1): the (..., intermediate) activations that ``output`` projects back."""
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (FUSED_LINEAR_GELU and x.device.type == "cpu" and x.dtype == torch.float32
                 and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")):
-            return torch.ops.mkldnn._linear_pointwise(
+            hidden = torch.ops.mkldnn._linear_pointwise(
                 x, self.intermediate.weight, self.intermediate.bias, "gelu", [], "none")
-        return F.gelu(self.intermediate(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.activations(x))
+        else:
+            hidden = F.gelu(self.intermediate(x))
+        return self.output(hidden)
 
 
 class TransformerBlock(nn.Module):

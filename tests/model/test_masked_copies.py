@@ -54,3 +54,16 @@ def test_refuses_training_mode():
     model = _model(2).train()
     with pytest.raises(RuntimeError, match="eval"):
         masked_copy_logits(model, torch.randint(5, 99, (1, 4)), torch.tensor([0]), torch.tensor([1]), MASK_ID)
+
+
+def test_runs_with_gradients_enabled():
+    """Called outside inference mode (the path writes into a scratch buffer with out=, which autograd refuses),
+    it still returns the plain forward's logits, without a gradient."""
+    model = _model(3)
+    sentence_ids = torch.randint(5, 99, (2, 7), generator=torch.Generator().manual_seed(1))
+    copy_sentence, copy_position = torch.tensor([0, 0, 1]), torch.tensor([2, 5, 3])
+    ours = masked_copy_logits(model, sentence_ids, copy_sentence, copy_position, MASK_ID)
+    assert not ours.requires_grad
+    with torch.inference_mode():
+        plain = _plain(model, sentence_ids, copy_sentence, copy_position)
+    torch.testing.assert_close(ours, plain, atol=1e-5, rtol=0)
