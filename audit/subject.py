@@ -43,7 +43,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from audit.model import AuditTransformerForMaskedLM
-from audit.model.masked_copies import masked_copy_logits
+from audit.model.masked_copies import MaskedCopyScorer
 from audit.results import SubjectInfo
 
 CAPABILITIES = ("mlm", "classifier", "embeddings")
@@ -227,14 +227,15 @@ copy at its masked position (see ``audit.model.masked_copies``)."""
 class MaskedScorer:
     """How one architecture projects to the vocabulary; ``sparse`` when only selected positions are projected.
 
-    ``copies``, when set, scores masked copies from their unmasked sentences directly (skipping work the copies
-    share); otherwise the copies are materialised and go through ``logits``.
+    ``prepare_copies``, when set, returns a scorer of masked copies for one scoring pass, which scores them from
+    their unmasked sentences directly (skipping work the copies share); otherwise the copies are materialised and
+    go through ``logits``.
     """
 
     name: str
     sparse: bool
     logits: MaskedLogits
-    copies: MaskedCopyLogits | None = None
+    prepare_copies: Callable[[], MaskedCopyLogits] | None = None
 
 
 def _encoder_hidden(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -243,17 +244,14 @@ def _encoder_hidden(model: PreTrainedModel, input_ids: torch.Tensor, attention_m
 
 def _scorer_masked_logits(model: PreTrainedModel) -> MaskedScorer | None:
     """Our rai-transformer: ``masked_logits(hidden_states, positions_mask)`` projects selected states, and
-    ``masked_copy_logits`` skips the work that the masked copies of a sentence share."""
+    ``MaskedCopyScorer`` skips the work that the masked copies of a sentence share."""
     if not isinstance(model, AuditTransformerForMaskedLM):
         return None
 
     def logits(input_ids, attention_mask, selected):
         return model.masked_logits(_encoder_hidden(model, input_ids, attention_mask), selected)
 
-    def copies(sentence_ids, copy_sentence, copy_position, mask_token_id):
-        return masked_copy_logits(model, sentence_ids, copy_sentence, copy_position, mask_token_id)
-
-    return MaskedScorer("shared-masked-copies", True, logits, copies)
+    return MaskedScorer("shared-masked-copies", True, logits, lambda: MaskedCopyScorer(model))
 
 
 def _scorer_bert_cls(model: PreTrainedModel) -> MaskedScorer | None:
@@ -533,8 +531,10 @@ class ModelUnderAudit:
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         scores = [np.zeros(len(p), dtype=np.float64) for p in position_lists]
+        prepare = self._mlm_scorer.prepare_copies
+        score_copies = prepare() if prepare is not None else None  # once per pass: it copies the weights
         for chunk in self._pll_chunks(sequences, position_lists, batch_size):
-            self._score_chunk(chunk, sequences, position_lists, scores)
+            self._score_chunk(chunk, sequences, position_lists, scores, score_copies)
         return scores
 
     def pll_scores_reference(self, token_ids: Sequence[Sequence[int]], positions: Sequence[Sequence[int]]
@@ -606,7 +606,8 @@ class ModelUnderAudit:
             chunks.append(current)
         return chunks
 
-    def _score_chunk(self, chunk, sequences, position_lists, scores) -> None:
+    def _score_chunk(self, chunk, sequences, position_lists, scores, score_copies: MaskedCopyLogits | None
+                     ) -> None:
         local = {index: slot for slot, index in enumerate(dict.fromkeys(index for index, _ in chunk))}
         sentence_ids = torch.tensor([sequences[index] for index in local], dtype=torch.long)  # (N, T)
         copy_sentence = torch.tensor([local[index] for index, _ in chunk], dtype=torch.long)  # (C,)
@@ -615,9 +616,9 @@ class ModelUnderAudit:
         originals = sentence_ids[copy_sentence, copy_position]  # (C,): the tokens being scored
         mask_id = self.tokenizer.mask_token_id
         with torch.inference_mode():
-            if self._mlm_scorer.copies is not None:
-                logits = self._mlm_scorer.copies(sentence_ids.to(self.device), copy_sentence.to(self.device),
-                                                 copy_position.to(self.device), mask_id)
+            if score_copies is not None:
+                logits = score_copies(sentence_ids.to(self.device), copy_sentence.to(self.device),
+                                      copy_position.to(self.device), mask_id)
             else:
                 ids = sentence_ids[copy_sentence]  # (C, T): one masked copy per row
                 ids[rows, copy_position] = mask_id

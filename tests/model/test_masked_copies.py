@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from audit.model import AuditTransformerConfig, AuditTransformerForMaskedLM, modeling
-from audit.model.masked_copies import masked_copy_logits
+from audit.model.masked_copies import MaskedCopyScorer, masked_copy_logits
 
 MASK_ID = 4
 
@@ -67,3 +67,26 @@ def test_runs_with_gradients_enabled():
     with torch.inference_mode():
         plain = _plain(model, sentence_ids, copy_sentence, copy_position)
     torch.testing.assert_close(ours, plain, atol=1e-5, rtol=0)
+
+
+def test_a_scorer_prepared_once_scores_every_call_like_a_fresh_one():
+    """MaskedCopyScorer lays the weights out once; calls of different shapes share nothing else (each has its own
+    scratch buffer), so reusing it gives exactly what a fresh preparation per call gives."""
+    model = _model(4)
+    scorer = MaskedCopyScorer(model)
+    generator = torch.Generator().manual_seed(2)
+    for sentences, length in ((3, 9), (1, 5), (2, 14), (3, 9)):
+        sentence_ids = torch.randint(5, 99, (sentences, length), generator=generator)
+        copy_sentence = torch.arange(sentences).repeat_interleave(length - 2)
+        copy_position = torch.arange(1, length - 1).repeat(sentences)
+        reused = scorer(sentence_ids, copy_sentence, copy_position, MASK_ID)
+        fresh = masked_copy_logits(model, sentence_ids, copy_sentence, copy_position, MASK_ID)
+        assert torch.equal(reused, fresh)
+        with torch.inference_mode():
+            plain = _plain(model, sentence_ids, copy_sentence, copy_position)
+        torch.testing.assert_close(reused, plain, atol=1e-5, rtol=0)
+
+
+def test_preparing_refuses_training_mode():
+    with pytest.raises(RuntimeError, match="eval"):
+        MaskedCopyScorer(_model(2).train())

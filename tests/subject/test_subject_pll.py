@@ -107,6 +107,21 @@ def test_order_invariance_and_subset_positions(mlm_subject, sentences):
     np.testing.assert_allclose(subset, baseline[0][::2], atol=1e-5, rtol=0)
 
 
+def test_scores_follow_weights_changed_between_calls(model_dirs, sentences):
+    """Our model's scorer lays its weights out once per pll_scores call (MaskedCopyScorer), not once per subject, so
+    a call after the weights changed in place scores the changed model."""
+    subject = ModelUnderAudit.from_pretrained(model_dirs["ours_mlm"], device="cpu")
+    ids, positions = _inputs(subject, sentences[:3])
+    before = subject.pll_scores(ids, positions)
+    with torch.no_grad():
+        subject.mlm.transformer.layers[0].feed_forward.intermediate.weight.mul_(3.0)
+    after = subject.pll_scores(ids, positions)
+    assert max(np.abs(a - b).max() for a, b in zip(before, after)) > 1e-3
+    reference = plain_loop(subject.mlm, ids, positions, subject.tokenizer.mask_token_id)
+    for ours, theirs in zip(after, reference):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=0)
+
+
 def test_deterministic_across_loads(model_dirs, sentences):
     first = ModelUnderAudit.from_pretrained(model_dirs["bert_mlm"], device="cpu")
     second = ModelUnderAudit.from_pretrained(model_dirs["bert_mlm"], device="cpu")
