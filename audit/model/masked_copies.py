@@ -79,7 +79,7 @@ class _BlockProducts:
 
 
 class MaskedCopyScorer:
-    """``masked_copy_logits`` with the model's weights laid out for it once, for many calls.
+    """Scores masked copies (``__call__``) with the model's weights laid out for that once, for many calls.
 
     Preparing copies the weights of the per-copy products (about 4 MB for the `small` preset), so make one scorer
     per scoring pass over many chunks of copies. It does not see changes made to the model's weights afterwards.
@@ -87,8 +87,6 @@ class MaskedCopyScorer:
 
     @torch.no_grad()
     def __init__(self, model: AuditTransformerForMaskedLM):
-        if model.training:
-            raise RuntimeError("masked_copy_logits is an inference path; call model.eval() first")
         self.model = model
         # The last block and the head run at the masked positions only (small products): the model's own layers.
         self.blocks = [_BlockProducts.of(block) for block in model.transformer.layers[:-1]]
@@ -104,10 +102,12 @@ class MaskedCopyScorer:
         """Vocabulary logits (C, V) of masked copies, row c = sentence ``copy_sentence[c]`` with its token at
         ``copy_position[c]`` replaced by ``mask_token_id``, read at that position.
 
-        sentence_ids: (N, T), equal-length, unpadded sentences.
+        sentence_ids: (N, T), equal-length, unpadded sentences. Inference only: the model must be in eval mode
+        (dropout would make copies differ by more than their mask), checked here rather than when preparing, since
+        the model may be switched between the two.
         """
         if self.model.training:
-            raise RuntimeError("masked_copy_logits is an inference path; call model.eval() first")
+            raise RuntimeError("masked-copy scoring is an inference path; call model.eval() first")
         encoder = self.model.transformer
         length = sentence_ids.shape[1]
         rows = torch.arange(copy_sentence.numel(), device=sentence_ids.device)
@@ -149,23 +149,6 @@ class MaskedCopyScorer:
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """The MLM head on the last block's output (C, H) at the masked positions -> (C, V)."""
         return self.model.lm_head(self.model.transformer.final_norm(hidden))
-
-
-def masked_copy_logits(
-    model: AuditTransformerForMaskedLM,
-    sentence_ids: torch.Tensor,
-    copy_sentence: torch.Tensor,
-    copy_position: torch.Tensor,
-    mask_token_id: int,
-) -> torch.Tensor:
-    """Vocabulary logits (C, V) of masked copies, row c = sentence ``copy_sentence[c]`` with its token at
-    ``copy_position[c]`` replaced by ``mask_token_id``, read at that position.
-
-    sentence_ids: (N, T), equal-length, unpadded sentences. Inference only (the model must be in eval mode:
-    dropout would make copies differ by more than their mask). For many calls on one model, prepare a
-    ``MaskedCopyScorer`` once instead.
-    """
-    return MaskedCopyScorer(model)(sentence_ids, copy_sentence, copy_position, mask_token_id)
 
 
 def _add_linear_(residual: torch.Tensor, inputs: torch.Tensor, product: _Product) -> None:

@@ -75,7 +75,7 @@ def _masked_copies_flops_by_hand(sentences: int, copies: int) -> int:
 def test_masked_copies_flops_match_the_hand_count():
     """The in-place residual products (``addmm_``) are counted, and the path does the arithmetic its docstring
     claims: nothing per copy before the first attention weights, one row per copy in the last block."""
-    from audit.model.masked_copies import masked_copy_logits
+    from audit.model.masked_copies import MaskedCopyScorer
 
     model = _model()
     sentence_ids = torch.randint(5, VOCAB, (BATCH, LENGTH))
@@ -83,7 +83,7 @@ def test_masked_copies_flops_match_the_hand_count():
     copy_position = torch.tensor([1, 4, 9, 0, 3, 5, 8])
     with torch.inference_mode():
         _, flops = roofline.count_flops(
-            lambda: masked_copy_logits(model, sentence_ids, copy_sentence, copy_position, mask_token_id=4))
+            lambda: MaskedCopyScorer(model)(sentence_ids, copy_sentence, copy_position, mask_token_id=4))
     assert flops == _masked_copies_flops_by_hand(BATCH, len(copy_sentence))
 
 

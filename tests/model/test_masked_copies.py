@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from audit.model import AuditTransformerConfig, AuditTransformerForMaskedLM, modeling
-from audit.model.masked_copies import MaskedCopyScorer, masked_copy_logits
+from audit.model.masked_copies import MaskedCopyScorer
 
 MASK_ID = 4
 
@@ -45,15 +45,17 @@ def test_equals_the_plain_forward_of_each_copy(layers, fused, monkeypatch):
         plain = _plain(model, sentence_ids, copy_sentence, copy_position)
     monkeypatch.setattr(modeling, "FUSED_LINEAR_GELU", fused)
     with torch.inference_mode():
-        ours = masked_copy_logits(model, sentence_ids, copy_sentence, copy_position, MASK_ID)
+        ours = MaskedCopyScorer(model)(sentence_ids, copy_sentence, copy_position, MASK_ID)
     assert ours.shape == (14, 99)
     torch.testing.assert_close(ours, plain, atol=1e-5, rtol=0)
 
 
-def test_refuses_training_mode():
-    model = _model(2).train()
+def test_refuses_training_mode_even_when_prepared_in_eval_mode():
+    model = _model(2)
+    scorer = MaskedCopyScorer(model)
+    model.train()
     with pytest.raises(RuntimeError, match="eval"):
-        masked_copy_logits(model, torch.randint(5, 99, (1, 4)), torch.tensor([0]), torch.tensor([1]), MASK_ID)
+        scorer(torch.randint(5, 99, (1, 4)), torch.tensor([0]), torch.tensor([1]), MASK_ID)
 
 
 def test_runs_with_gradients_enabled():
@@ -62,7 +64,7 @@ def test_runs_with_gradients_enabled():
     model = _model(3)
     sentence_ids = torch.randint(5, 99, (2, 7), generator=torch.Generator().manual_seed(1))
     copy_sentence, copy_position = torch.tensor([0, 0, 1]), torch.tensor([2, 5, 3])
-    ours = masked_copy_logits(model, sentence_ids, copy_sentence, copy_position, MASK_ID)
+    ours = MaskedCopyScorer(model)(sentence_ids, copy_sentence, copy_position, MASK_ID)
     assert not ours.requires_grad
     with torch.inference_mode():
         plain = _plain(model, sentence_ids, copy_sentence, copy_position)
@@ -80,13 +82,8 @@ def test_a_scorer_prepared_once_scores_every_call_like_a_fresh_one():
         copy_sentence = torch.arange(sentences).repeat_interleave(length - 2)
         copy_position = torch.arange(1, length - 1).repeat(sentences)
         reused = scorer(sentence_ids, copy_sentence, copy_position, MASK_ID)
-        fresh = masked_copy_logits(model, sentence_ids, copy_sentence, copy_position, MASK_ID)
+        fresh = MaskedCopyScorer(model)(sentence_ids, copy_sentence, copy_position, MASK_ID)
         assert torch.equal(reused, fresh)
         with torch.inference_mode():
             plain = _plain(model, sentence_ids, copy_sentence, copy_position)
         torch.testing.assert_close(reused, plain, atol=1e-5, rtol=0)
-
-
-def test_preparing_refuses_training_mode():
-    with pytest.raises(RuntimeError, match="eval"):
-        MaskedCopyScorer(_model(2).train())
