@@ -8,8 +8,8 @@ for the benchmarks (the roofline view of Williams, Waterman & Patterson, CACM 20
   count, in FLOP/s (best of several timed runs, so it is the roof, not a typical rate);
 - ``count_flops``: the multiply-add FLOPs (2 per multiply-accumulate) a call performs in matrix products and
   attention, counted by PyTorch's ``FlopCounterMode`` — plus the kernels it does not know that our model runs
-  on the CPU (oneDNN's fused linear + GELU, the CPU flash-attention kernel, and the in-place ``addmm_`` of the
-  masked-copies path), registered below with the same formulas as their unfused equivalents;
+  on the CPU (oneDNN's fused linear + GELU, the CPU flash-attention kernel, and the in-place ``addmm_`` and
+  ``baddbmm_`` of the masked-copies path), registered below with the same formulas as their unfused equivalents;
 - ``RooflineReport``: time and FLOPs of a path → its share of the roof, and the shortest time the same
   arithmetic could take here (FLOPs / roof). Dividing a baseline's time by that shortest time bounds any ratio a
   faster execution of the same arithmetic could show on this machine.
@@ -52,10 +52,16 @@ def _addmm_in_place_flops(self_shape, a_shape, b_shape, *args, out_shape=None, *
     return flop_counter.addmm_flop(self_shape, a_shape, b_shape)
 
 
+def _baddbmm_in_place_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """``x.baddbmm_(a, b)`` (batched products accumulated in place): the same products as baddbmm."""
+    return flop_counter.baddbmm_flop(self_shape, a_shape, b_shape)
+
+
 def _register_cpu_kernels() -> None:
     registry = flop_counter.flop_registry
     extra = {
         _aten.addmm_: _addmm_in_place_flops,
+        _aten.baddbmm_: _baddbmm_in_place_flops,
         torch.ops.mkldnn._linear_pointwise: _linear_pointwise_flops,
         _aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops,
         _aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_attention_backward_flops,

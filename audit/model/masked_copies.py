@@ -3,16 +3,21 @@
 Pseudo-log-likelihood scoring (Salazar et al., ACL 2020, "Masked Language Model Scoring"; Wang & Cho, 2019) runs
 the encoder once per masked copy: copy (s, p) is sentence s with token p replaced by [MASK], and only the logits at
 p are read. A plain batched forward of the copies computes, per copy and layer, the full block at every position.
-Two parts of that work are provably redundant, and this module skips them — the results are the same logits up
-to floating-point summation order (tests hold them to the plain forward within 1e-5):
+Three parts of that work are shared between copies or provably redundant, and this module does them once or
+not at all — the results are the same logits up to floating-point summation order (tests hold them to the plain
+forward within 1e-5):
 
 - **first block, up to the attention weights.** Before the first attention, a copy differs from its sentence in
   one row only (the [MASK] embedding at p), so its queries, keys and values are the sentence's with row p
   replaced by [MASK]'s. The embeddings, the first LayerNorm and the Q/K/V projections are therefore computed
   once per sentence and once for [MASK] at each position; so are the attention scores, as four small per-sentence
   tables (sentence or [MASK] query against sentence or [MASK] key), from which each copy's scores are gathered
-  (``_first_block_context``). (From the first attention on, every row of a copy depends on the [MASK], so the
-  rest of the network runs per copy.)
+  (``_first_block_attention_weights``). (From the first attention on, every row of a copy depends on the [MASK],
+  so the rest of the network runs per copy.)
+- **first block, the output projection.** W_o is linear, so it can be applied to the sentences' values before
+  the attention-weighted sum instead of to each copy's context after it (``_add_folded_output_``): per copy that
+  replaces a (T × H × H) product with a (T × heads·T × H) one, less work whenever heads·T < H (the sequences of
+  CrowS-Pairs and StereoSet, for the `small` preset). Longer sequences keep the per-copy W_o.
 - **last block, outside the masked position.** Only the hidden state at p reaches the vocabulary head. In the
   last block, the other positions contribute their keys and values and nothing else, so the query, the output
   projection, the feed-forward network, the final LayerNorm and the head run at p alone — and since there is one
@@ -20,9 +25,9 @@ to floating-point summation order (tests hold them to the plain forward within 1
   (see ``_block_at_position``).
 
 For the `small` preset (4 blocks) this removes about a third of the per-copy matrix-multiply work (what is
-left: the output projection and feed-forward network of the first block, and the middle blocks in full); the rest of
-the speed-up over the textbook loop (one batch-1 forward per masked token with the full T × vocabulary head)
-comes from batching the copies of many equal-length sentences (``audit.subject.ModelUnderAudit.pll_scores``).
+left: the feed-forward network of the first block, its folded output projection, and the middle blocks in full);
+the rest of the speed-up over the textbook loop (one batch-1 forward per masked token with the full T × vocabulary
+head) comes from batching the copies of many equal-length sentences (``audit.subject.ModelUnderAudit.pll_scores``).
 Residual connections are accumulated in place (``_add_linear_``): the copies' hidden states are this module's
 own tensor, so nothing else sees them change, and at these sizes the saved memory pass is a few percent. For
 the same reason the per-copy Q/K/V and feed-forward activations of every block are written into one scratch
@@ -129,17 +134,16 @@ class MaskedCopyScorer:
                                       first.attention_norm(mask_embeddings))
             return self._logits(_block_at_position(first, x, normed, rows, copy_position))
         first_products, *middle_products = self.blocks
-        context = _first_block_context(
-            first.attention,
+        _add_first_block_attention_(
+            x, first.attention, first_products.output,
             _linear(first.attention_norm(sentence_embeddings), first_products.qkv),
             _linear(first.attention_norm(mask_embeddings), first_products.qkv),
             copy_sentence, copy_position, rows,
-        )  # (C, T, H)
+        )
         # One buffer for the widest per-copy intermediate (Q/K/V or the feed-forward activations), reused by every
         # block.
         widest = max(first_products.qkv.weight_t.shape[1], first_products.intermediate.weight_t.shape[1])
         scratch = x.new_empty(x.shape[0] * length * widest)
-        _add_linear_(x, context, first_products.output)
         _feed_forward_in_place(first, first_products, x, scratch)
         *middle, last = rest
         for block, products in zip(middle, middle_products, strict=True):
@@ -199,24 +203,52 @@ def _block_in_place(block: TransformerBlock, products: _BlockProducts, x: torch.
     _feed_forward_in_place(block, products, x, scratch)
 
 
-def _first_block_context(
+def _add_first_block_attention_(
+    x: torch.Tensor,
+    attention: MultiHeadSelfAttention,
+    output: _Product,
+    qkv_sentences: torch.Tensor,
+    qkv_mask: torch.Tensor,
+    copy_sentence: torch.Tensor,
+    copy_position: torch.Tensor,
+    rows: torch.Tensor,
+) -> None:
+    """x += the first block's attention output (its context through W_o, plus b_o) for every masked copy, in place.
+
+    x: (C, T, H), the copies' embeddings. qkv_sentences: (N, T, 3H), the sentences' projected queries, keys and
+    values; qkv_mask: (T, 3H), those of [MASK] at each position. Short sequences (heads · T ≤ H, e.g. T ≤ 64 for
+    the `small` preset) take W_o through the weighted sum of values instead of applying it per copy
+    (``_add_folded_output_``); longer ones form each copy's context and apply W_o to it.
+    """
+    probabilities, value, mask_value = _first_block_attention_weights(
+        attention, qkv_sentences, qkv_mask, copy_sentence, copy_position, rows)
+    copies, heads, length, _ = probabilities.shape
+    if heads * length <= x.shape[-1]:
+        _add_folded_output_(x, probabilities, value, mask_value, output, copy_sentence, copy_position, rows)
+        return
+    values = value.contiguous()[copy_sentence]  # (C, h, T, d_k)
+    values[rows, :, copy_position] = mask_value[:, copy_position].transpose(0, 1)
+    context = torch.matmul(probabilities, values)  # (C, h, T, d_k)
+    _add_linear_(x, context.transpose(1, 2).reshape(copies, length, -1), output)
+
+
+def _first_block_attention_weights(
     attention: MultiHeadSelfAttention,
     qkv_sentences: torch.Tensor,
     qkv_mask: torch.Tensor,
     copy_sentence: torch.Tensor,
     copy_position: torch.Tensor,
     rows: torch.Tensor,
-) -> torch.Tensor:
-    """The first block's attention context (C, T, H), before W_o, of every masked copy.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first block's attention weights (C, h, T, T) of every masked copy, with the sentences' values
+    (N, h, T, d_k) and [MASK]'s value at each position (h, T, d_k).
 
-    qkv_sentences: (N, T, 3H), the sentences' projected queries, keys and values; qkv_mask: (T, 3H), those of
-    [MASK] at each position. In copy (s, p) row p of Q, K and V is [MASK]'s, every other row sentence s's. So
-    its score matrix is sentence s's (query i · key j), with column p taken from the sentence-query ·
-    [MASK]-key table, row p from the [MASK]-query · sentence-key table, and entry (p, p) [MASK]'s own query ·
-    key. The four tables cost O(N·T²·H); per copy only the softmax and the weighted sum of values remain —
-    the per-copy Q and K are never assembled.
+    In copy (s, p) row p of Q, K and V is [MASK]'s, every other row sentence s's. So its score matrix is sentence
+    s's (query i · key j), with column p taken from the sentence-query · [MASK]-key table, row p from the
+    [MASK]-query · sentence-key table, and entry (p, p) [MASK]'s own query · key. The four tables cost
+    O(N·T²·H); per copy only the gathers and the softmax remain — the per-copy Q and K are never assembled.
     """
-    sentences, length, three_hidden = qkv_sentences.shape
+    sentences, length, _ = qkv_sentences.shape
     heads, head_dim = attention.num_heads, attention.head_dim
     scale = 1.0 / math.sqrt(head_dim)
     query, key, value = qkv_sentences.view(sentences, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
@@ -231,10 +263,49 @@ def _first_block_context(
     scores[rows, :, :, copy_position] = sentence_to_mask[copy_sentence, :, :, copy_position]
     scores[rows, :, copy_position, :] = mask_to_sentence[copy_sentence, :, copy_position, :]
     scores[rows, :, copy_position, copy_position] = mask_to_mask[:, copy_position].T
-    values = value.contiguous()[copy_sentence]  # (C, h, T, d_k)
-    values[rows, :, copy_position] = mask_value[:, copy_position].transpose(0, 1)
-    context = torch.matmul(torch.softmax(scores, dim=-1), values)  # (C, h, T, d_k)
-    return context.transpose(1, 2).reshape(len(copy_sentence), length, three_hidden // 3)
+    return torch.softmax(scores, dim=-1), value, mask_value
+
+
+def _add_folded_output_(
+    x: torch.Tensor,
+    probabilities: torch.Tensor,
+    value: torch.Tensor,
+    mask_value: torch.Tensor,
+    output: _Product,
+    copy_sentence: torch.Tensor,
+    copy_position: torch.Tensor,
+    rows: torch.Tensor,
+) -> None:
+    """x += Σ_h P_h V_h W_o,h + b_o for every copy, with W_o applied to the sentences' values, not to each copy.
+
+    W_o acts on the concatenated heads, so the attention output is Σ_h P_h (V_h W_o,h), W_o,h being head h's
+    d_k rows of W_oᵀ. U_h = V_h W_o,h (T × H) is computed once per sentence (and once for [MASK] at each
+    position), and a copy's output is then one (T × h·T) by (h·T × H) product of its weights, laid side by side
+    per head, with its sentence's U — plus, for the masked column p, the term P_h[:, p] (U[MASK]_h,p − U_h,p)
+    that swaps in [MASK]'s values. Per copy that is T·h·T·H + T·h·H multiply-adds in place of the T·T·H of the
+    weighted sum and the T·H·H of W_o: fewer whenever h·T ≤ H. The swap's subtraction cancels nothing large: its
+    rounding error is a few ulps of the summand P_h,ip U_h,p it replaces, the size of any summand's rounding.
+    """
+    copies, heads, length, _ = probabilities.shape
+    hidden = x.shape[-1]
+    per_head_output = output.weight_t.view(heads, -1, hidden)  # (h, d_k, H): W_o,h
+    sentence_output = torch.matmul(value, per_head_output)  # (N, h, T, H): U_h per sentence
+    mask_output = torch.matmul(mask_value, per_head_output)  # (h, T, H): U_h of [MASK] at each position
+    side_by_side = probabilities.transpose(1, 2).reshape(copies, length, heads * length)  # [c, i, h·T + j]
+    stacked_output = sentence_output.reshape(-1, heads * length, hidden)  # (N, h·T, H)
+    # One product per run of consecutive copies of a sentence (the chunks of pll_scores keep a sentence's copies
+    # together, so usually one per sentence).
+    runs, run_lengths = torch.unique_consecutive(copy_sentence, return_counts=True)
+    start = 0
+    for sentence, count in zip(runs.tolist(), run_lengths.tolist(), strict=True):
+        x[start:start + count].view(-1, hidden).addmm_(
+            side_by_side[start:start + count].view(-1, heads * length), stacked_output[sentence])
+        start += count
+    to_masked_slot = probabilities[rows, :, :, copy_position].transpose(1, 2)  # (C, T, h): P_h[:, p]
+    # (C, h, H): [MASK]'s U_h,p minus the sentence's, per copy
+    swap = mask_output[:, copy_position].transpose(0, 1) - sentence_output[copy_sentence, :, copy_position]
+    x.baddbmm_(to_masked_slot, swap)
+    x.add_(output.bias)
 
 
 def _block_at_position(block, x: torch.Tensor, normed: torch.Tensor, rows: torch.Tensor, position: torch.Tensor

@@ -59,8 +59,12 @@ def _masked_copies_flops_by_hand(sentences: int, copies: int) -> int:
     first_block = (
         (sentences + 1) * LENGTH * 3 * HIDDEN * HIDDEN  # Q/K/V of the sentences and of [MASK] at each position
         + 3 * sentences * LENGTH * LENGTH * HIDDEN  # the three per-sentence score tables
-        + copies * LENGTH * LENGTH * HIDDEN  # each copy's attention-weighted values
-        + copies * LENGTH * (HIDDEN * HIDDEN + 2 * HIDDEN * INTERMEDIATE)  # W_o (in place) and the FFN, per copy
+        # W_o folded into the values (HEADS * LENGTH <= HIDDEN here): the values of the sentences and of [MASK]
+        # through W_o, then per copy its weights side by side against them, and the swap at the masked column
+        + (sentences + 1) * LENGTH * HIDDEN * HIDDEN
+        + copies * LENGTH * HEADS * LENGTH * HIDDEN
+        + copies * LENGTH * HEADS * HIDDEN
+        + copies * LENGTH * 2 * HIDDEN * INTERMEDIATE  # the FFN, per copy
     )
     last_block_at_the_mask = copies * (
         2 * HIDDEN * HIDDEN  # query projection; the query moved into the input space through W_k

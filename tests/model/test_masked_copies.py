@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from audit.model import AuditTransformerConfig, AuditTransformerForMaskedLM, modeling
+from audit.model import AuditTransformerConfig, AuditTransformerForMaskedLM, masked_copies, modeling
 from audit.model.masked_copies import MaskedCopyScorer
 
 MASK_ID = 4
+_add_folded_output = masked_copies._add_folded_output_
 
 
 def _model(layers: int) -> AuditTransformerForMaskedLM:
@@ -31,23 +32,34 @@ def _plain(model, sentence_ids, copy_sentence, copy_position):
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused-gelu", "eager-gelu"])
 @pytest.mark.parametrize("layers", [1, 2, 4])
-def test_equals_the_plain_forward_of_each_copy(layers, fused, monkeypatch):
+# hidden 32 and 4 heads: the first block folds W_o into the values up to 8 tokens (heads · T <= H), not beyond
+@pytest.mark.parametrize("length", [7, 11], ids=["folded-output", "per-copy-output"])
+def test_equals_the_plain_forward_of_each_copy(layers, fused, length, monkeypatch):
     if fused and not modeling.FUSED_LINEAR_GELU:
         pytest.skip("this torch build has no oneDNN linear + GELU kernel")
     model = _model(layers)
     generator = torch.Generator().manual_seed(0)
-    sentence_ids = torch.randint(5, 99, (3, 11), generator=generator)
-    # every position of sentence 0 (incl. the ends), a few of sentence 2, none of sentence 1, one repeated
-    copy_sentence = torch.tensor([0] * 11 + [2, 2, 2])
-    copy_position = torch.tensor(list(range(11)) + [5, 1, 5])
+    sentence_ids = torch.randint(5, 99, (3, length), generator=generator)
+    # every position of sentence 0 (incl. the ends), a few of sentence 2, none of sentence 1, one repeated, and
+    # one more of sentence 0 between those of sentence 2 (a sentence's copies need not be consecutive)
+    copy_sentence = torch.tensor([0] * length + [2, 2, 0, 2])
+    copy_position = torch.tensor(list(range(length)) + [5, 1, 3, 5])
+    folds = []
+
+    def counted_fold(*args):
+        folds.append(True)
+        _add_folded_output(*args)
+
+    monkeypatch.setattr(masked_copies, "_add_folded_output_", counted_fold)
     monkeypatch.setattr(modeling, "FUSED_LINEAR_GELU", False)  # the reference: eager GELU
     with torch.inference_mode():
         plain = _plain(model, sentence_ids, copy_sentence, copy_position)
     monkeypatch.setattr(modeling, "FUSED_LINEAR_GELU", fused)
     with torch.inference_mode():
         ours = MaskedCopyScorer(model)(sentence_ids, copy_sentence, copy_position, MASK_ID)
-    assert ours.shape == (14, 99)
+    assert ours.shape == (length + 4, 99)
     torch.testing.assert_close(ours, plain, atol=1e-5, rtol=0)
+    assert folds == ([True] if layers > 1 and length == 7 else [])  # a one-block model has no first-block W_o
 
 
 def test_refuses_training_mode_even_when_prepared_in_eval_mode():
