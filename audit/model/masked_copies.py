@@ -16,8 +16,8 @@ forward within 1e-5):
   so the rest of the network runs per copy.)
 - **first block, the output projection.** W_o is linear, so it can be applied to the sentences' values before
   the attention-weighted sum instead of to each copy's context after it (``_add_folded_output_``): per copy that
-  replaces a (T × H × H) product with a (T × heads·T × H) one, less work whenever heads·T < H (the sequences of
-  CrowS-Pairs and StereoSet, for the `small` preset). Longer sequences keep the per-copy W_o.
+  replaces a (T × H × H) product with a (T × heads·T × H) one, less work whenever heads·T ≤ H (T ≤ 64 for the
+  `small` preset: every CrowS-Pairs sentence). Longer sequences keep the per-copy W_o.
 - **last block, outside the masked position.** Only the hidden state at p reaches the vocabulary head. In the
   last block, the other positions contribute their keys and values and nothing else, so the query, the output
   projection, the feed-forward network, the final LayerNorm and the head run at p alone — and since there is one
