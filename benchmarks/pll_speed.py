@@ -102,6 +102,11 @@ def main() -> None:
     parser.add_argument("--reference-subset", type=int, default=150,
                         help="time the reference on this many random pairs and extrapolate; 0 = every pair")
     args = parser.parse_args()
+    for option in ("threads", "batch_size", "repeats"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be a positive integer, got {getattr(args, option)}")
+    if args.reference_subset < 0:
+        parser.error(f"--reference-subset must be 0 (every pair) or a positive integer, got {args.reference_subset}")
     torch.set_num_threads(args.threads)
 
     rows = load_dataset("crows_pairs").dataset.to_list()
@@ -151,8 +156,9 @@ def main() -> None:
     assert worst <= 1e-4, f"batched and reference PLL disagree by {worst:.2e} (> 1e-4)"
     print(f"max |difference| over {len(compared)} pairs: {worst:.2e} (<= 1e-4)")
     runs = f"(fastest of {', '.join(f'{run:.2f}' for run in reference_runs)} s)"
+    scale = total_tokens / reference_tokens  # the extrapolation to the full set; 1 when it scored every pair
     if len(compared) < len(ours.pairs):
-        estimate = reference_time * total_tokens / reference_tokens
+        estimate = reference_time * scale
         print(f"reference: {len(compared)} pairs ({reference_tokens} masked tokens) in {reference_time:.2f} s {runs}; "
               f"EXTRAPOLATED to the full set by masked-token count: {estimate:.1f} s")
         reference_time = estimate
@@ -164,7 +170,6 @@ def main() -> None:
         print(f"roof: no faster execution of our scorer's arithmetic could exceed ratio "
               f"{ours_roof.ratio_bound(reference_time):.1f} on this machine")
     print(f"ratio of the fastest runs: {reference_time / ours_time:.2f}")
-    scale = total_tokens / reference_tokens  # 1 when the reference scored every pair
     paired = [reference * scale / ours for ours, reference in zip(ours_runs, reference_runs, strict=True)]
     print(f"paired ratios (each reference run against the run of ours just before it): "
           f"{', '.join(f'{ratio:.2f}' for ratio in paired)}")

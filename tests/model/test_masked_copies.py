@@ -9,7 +9,6 @@ from audit.model import AuditTransformerConfig, AuditTransformerForMaskedLM, mas
 from audit.model.masked_copies import MaskedCopyScorer
 
 MASK_ID = 4
-_add_folded_output = masked_copies._add_folded_output_
 
 
 def _model(layers: int) -> AuditTransformerForMaskedLM:
@@ -44,11 +43,11 @@ def test_equals_the_plain_forward_of_each_copy(layers, fused, length, monkeypatc
     # one more of sentence 0 between those of sentence 2 (a sentence's copies need not be consecutive)
     copy_sentence = torch.tensor([0] * length + [2, 2, 0, 2])
     copy_position = torch.tensor(list(range(length)) + [5, 1, 3, 5])
-    folds = []
+    folds, fold = [], masked_copies._add_folded_output_
 
     def counted_fold(*args):
         folds.append(True)
-        _add_folded_output(*args)
+        fold(*args)
 
     monkeypatch.setattr(masked_copies, "_add_folded_output_", counted_fold)
     monkeypatch.setattr(modeling, "FUSED_LINEAR_GELU", False)  # the reference: eager GELU
