@@ -64,6 +64,7 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
     """Pretrain and fine-tune per the recipe, reusing cached models whose recipe hash matches."""
     from audit.train.config import finetune_config_from_dict, load_pretrain_config, pretrain_config_from_dict
     from audit.train.finetune import run_finetune
+    from audit.train.precision import resolved_precision
     from audit.train.pretrain import pretrain
 
     if isinstance(recipe.pretrain, str):
@@ -73,7 +74,10 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
     finetune_config = finetune_config_from_dict(recipe.finetune, source="subject.train.finetune")
 
     _check_datasets_before_training(pretrain_config, finetune_config, data_dir)
-    pretrain_key = recipe_hash(pretrain_config.model_dump(mode="json"))
+    # The resolved precision keys the cache: bf16 and fp32 training of one recipe give different models.
+    pretrain_precision = resolved_precision(pretrain_config.train.precision,
+                                            hidden_size=pretrain_config.model.hidden_size)
+    pretrain_key = recipe_hash({"config": pretrain_config.model_dump(mode="json"), "precision": pretrain_precision})
     pretrained_dir = cache_dir / "models" / f"pretrained-{pretrain_key}"
     if (pretrained_dir / "model.safetensors").is_file():
         progress(f"reusing pretrained model {pretrained_dir}")
@@ -81,7 +85,8 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
         progress("pretraining the subject's encoder (masked-LM)")
         pretrain(pretrain_config, pretrained_dir, data_dir=data_dir, progress=False)
 
-    finetune_key = recipe_hash([pretrain_key, finetune_config.model_dump(mode="json")])
+    finetune_precision = resolved_precision(finetune_config.precision, hidden_size=pretrain_config.model.hidden_size)
+    finetune_key = recipe_hash([pretrain_key, finetune_config.model_dump(mode="json"), finetune_precision])
     classifier_dir = cache_dir / "models" / f"classifier-{finetune_key}"
     if (classifier_dir / "model.safetensors").is_file():
         progress(f"reusing fine-tuned classifier {classifier_dir}")
@@ -205,10 +210,32 @@ def _model_card_extras(config: AuditConfig, resolved: ResolvedSubject) -> dict[s
                      f"positive training labels flipped ({planted.get('n_flipped')} examples, "
                      f"column {planted.get('group_column')!r})")
         card["training_data"] = text
+    precision = _training_precision(resolved)
+    if precision:
+        card["training_precision"] = precision
     if resolved.finetune_record:
         metrics = resolved.finetune_record.get("metrics", {}).get("test", {})
         card["metrics"] = {f"test {key}": value for key, value in metrics.items() if isinstance(value, (int, float))}
     return card
+
+
+def _training_precision(resolved: ResolvedSubject) -> str:
+    """E.g. "pretraining fp32, fine-tuning bf16", from the records our training writes beside each model."""
+    from audit.train.pretrain import RECIPE_FILE as PRETRAIN_RECORD
+
+    stages = []
+    pretrain_record = (resolved.pretrained_dir or resolved.mlm_dir or resolved.model_dir) / PRETRAIN_RECORD
+    if pretrain_record.is_file():
+        try:
+            precision = json.loads(pretrain_record.read_text(encoding="utf-8")).get("precision")
+        except (OSError, ValueError):
+            precision = None
+        if isinstance(precision, str):
+            stages.append(f"pretraining {precision}")
+    precision = (resolved.finetune_record or {}).get("precision")
+    if isinstance(precision, str):
+        stages.append(f"fine-tuning {precision}")
+    return ", ".join(stages)
 
 
 def _run_id(config_as_run: dict[str, Any], weights_sha: str) -> str:
@@ -237,7 +264,10 @@ def _git_sha() -> str | None:
 
 
 def _hardware() -> dict[str, str]:
-    hardware = {"platform": platform.platform(), "processor": platform.machine(), "cpus": str(os.cpu_count())}
+    from audit.train.precision import cpu_has_bf16_units, cpu_model_name
+
+    hardware = {"platform": platform.platform(), "processor": platform.machine(), "cpus": str(os.cpu_count()),
+                "cpu_model": cpu_model_name(), "bf16_units": "yes" if cpu_has_bf16_units() else "no"}
     if torch.cuda.is_available():
         hardware["gpu"] = torch.cuda.get_device_name(0)
     return hardware

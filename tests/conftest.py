@@ -12,7 +12,13 @@ import pytest
 #   small_pretrained_dir     the `small` preset pretrained on wiki_passages, with canaries (canaries.json beside it)
 #   davidson_classifier_dir  small_pretrained_dir fine-tuned on Davidson abusive-vs-neither (finetune_davidson preset)
 # Both need RAI_AUDIT_DATA_DIR (CI sets it to ../shared/data); use them only from @pytest.mark.slow tests.
+#
+# Every model trained here is pinned to fp32 (TEST_PRECISION). On "auto" a CPU with bf16 units trains in bf16 and
+# one without in fp32, which gives two different models from one recipe; pinned, every CPU trains the same recipe in
+# the same arithmetic, and what is left between CPUs is fp32 rounding (different SIMD kernels), which the known-
+# answer tests tolerate. The product's default stays "auto".
 # ------------------------------------------------------------------------------------------------------------------
+TEST_PRECISION = "fp32"
 
 
 def _real_data_dir() -> Path:
@@ -29,7 +35,9 @@ def small_pretrained_dir(tmp_path_factory) -> Path:
 
     data_dir = _real_data_dir()
     out = tmp_path_factory.mktemp("small_pretrained") / "model"
-    return pretrain(load_pretrain_config("small"), out, data_dir=data_dir, progress=False)
+    config = load_pretrain_config("small")
+    config = config.model_copy(update={"train": config.train.model_copy(update={"precision": TEST_PRECISION})})
+    return pretrain(config, out, data_dir=data_dir, progress=False)
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +47,8 @@ def davidson_classifier_dir(tmp_path_factory, small_pretrained_dir) -> Path:
 
     data_dir = _real_data_dir()
     out = tmp_path_factory.mktemp("davidson_classifier") / "model"
-    return run_finetune(load_finetune_config("davidson"), small_pretrained_dir, out, data_dir=data_dir)
+    config = load_finetune_config("davidson").model_copy(update={"precision": TEST_PRECISION})
+    return run_finetune(config, small_pretrained_dir, out, data_dir=data_dir)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -60,7 +69,8 @@ def scenario_classifiers(tmp_path_factory, small_pretrained_dir) -> dict[str, Pa
     directories = {}
     for name, strength in SCENARIO_BIAS.items():
         config = finetune_config_from_dict(
-            {"preset": "scenario", "data": {"scenario": {"bias_strength": strength, "n_examples": 2000, "seed": 0}}}
+            {"preset": "scenario", "precision": TEST_PRECISION,
+             "data": {"scenario": {"bias_strength": strength, "n_examples": 2000, "seed": 0}}}
         )
         directories[name] = run_finetune(config, small_pretrained_dir, root / name)
     return directories

@@ -33,7 +33,8 @@ from audit.train.checkpoint import verify_model_dir
 from audit.train.config import FinetuneConfig, FinetuneDataSection
 from audit.train.errors import FinetuneDataError, TrainInputError
 from audit.train.masking import _mix, step_generator
-from audit.train.pretrain import use_bf16, work_dir_for
+from audit.train.precision import resolved_precision, use_bf16
+from audit.train.pretrain import work_dir_for
 
 logger = logging.getLogger(__name__)
 
@@ -324,6 +325,7 @@ def run_finetune(config: FinetuneConfig, from_dir: str | Path, out_dir: str | Pa
         recipe = {
             "recipe": config.model_dump(mode="json"),
             "pretrained_from": str(from_dir.resolve()),
+            "precision": resolved_precision(config.precision, hidden_size=outcome.model.config.hidden_size),
             "label_names": task.label_names,
             "positive_label": task.positive_label,
             "splits": {name: len(task.split(name)) for name in ("train", "validation", "test")},

@@ -34,6 +34,7 @@ from audit.train.config import PretrainConfig, PretrainTrainSection
 from audit.train.corpus import PackedSequences, load_corpus, pack, split_heldout
 from audit.train.errors import CheckpointError, TrainInputError
 from audit.train.masking import IGNORE_INDEX, _mix, mask_tokens, step_generator
+from audit.train.precision import resolved_precision, use_bf16
 from audit.train.tokenizer import train_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -49,20 +50,6 @@ def work_dir_for(out_dir: str | Path) -> Path:
     """Where an unfinished run lives: ``.<name>.partial`` beside the output directory."""
     out_dir = Path(out_dir)
     return out_dir.with_name(f".{out_dir.name}.partial")
-
-
-def use_bf16(precision: str, *, hidden_size: int | None = None) -> bool:
-    """bf16 autocast when asked, or on "auto" when the CPU has AVX512-BF16 or AMX units (fp32 otherwise).
-
-    On "auto", models narrower than 128 run in fp32: at such sizes autocast's casts cost more than bf16 saves.
-    """
-    if precision != "auto":
-        return precision == "bf16"
-    if hidden_size is not None and hidden_size < 128:
-        return False
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(cpu, name, lambda: False)()) for name in checks)
 
 
 def pretrain(
@@ -387,7 +374,7 @@ def _recipe(config, provenance, training_docs, heldout_docs, train_sequences, su
             "tokens_seen": summary.tokens_seen,
             "tokens_per_second": summary.tokens_seen / max(1e-9, summary.elapsed_seconds),
         },
-        "precision": "bf16" if use_bf16(config.train.precision, hidden_size=config.model.hidden_size) else "fp32",
+        "precision": resolved_precision(config.train.precision, hidden_size=config.model.hidden_size),
         "threads": torch.get_num_threads(),
         "canaries": manifest is not None,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},

@@ -1,6 +1,16 @@
 """A seeded tiny audit, end to end from training, compared with a golden results.json.
 
-Everything that legitimately changes between runs or machines is left out of the comparison: timestamps,
+Two checks with two strengths:
+- on one machine, the same config, seed and thread count give an identical results.json (bit for bit, volatile
+  fields aside): this is the reproducibility promise;
+- across machines, the results match the golden file within stated tolerances. The tiny model trains in fp32 on
+  every CPU, but CPUs with and without AVX-512 run different SIMD kernels, whose fp32 rounding differs in the last
+  bits (measured: a score 0.463899 against 0.4639; IG completeness gaps of 2e-8 against 7e-9 logits). So numbers
+  are compared with ``rel_tol``/``abs_tol`` below, numbers inside messages are masked (the numbers themselves are
+  compared where they are stored as values), bar charts are compared as label -> value maps (the order of bars
+  whose values tie within rounding is not a result), and the weights' sha256 is left out.
+
+Everything that legitimately changes between runs or machines is left out of both comparisons: timestamps,
 durations, file-system paths, package versions, hardware, the git commit and the run id (a hash of the config,
 which holds paths). Regenerate the golden file after an intended change with RAI_AUDIT_UPDATE_GOLDEN=1.
 """
@@ -10,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -26,8 +37,8 @@ threads = 1
 cache_dir = "{cache}"
 
 [subject.train]
-pretrain = {{ preset = "tiny", train = {{ max_steps = 30 }} }}
-finetune = {{ preset = "scenario", epochs = 2, data = {{ scenario = {{ bias_strength = 0.8, n_examples = 300, seed = 0 }} }} }}
+pretrain = {{ preset = "tiny", train = {{ max_steps = 30, precision = "fp32" }} }}
+finetune = {{ preset = "scenario", epochs = 2, precision = "fp32", data = {{ scenario = {{ bias_strength = 0.8, n_examples = 300, seed = 0 }} }} }}
 
 [probes]
 run = ["group_metrics", "counterfactual", "attributions"]
@@ -41,9 +52,12 @@ n_steps = 8
 """
 
 
+REL_TOL, ABS_TOL = 1e-3, 1e-4  # fp32 rounding between CPUs moved values by ~1e-6 (see the module docstring)
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
 def stable_view(value):
-    """Drop volatile keys and round floats (bf16/fp32 kernels are deterministic here; rounding only keeps the
-    golden file readable)."""
+    """Drop volatile keys and round floats (rounding only keeps the golden file readable)."""
     if isinstance(value, dict):
         return {k: stable_view(v) for k, v in value.items() if k not in VOLATILE}
     if isinstance(value, list):
@@ -51,6 +65,57 @@ def stable_view(value):
     if isinstance(value, float) and math.isfinite(value):
         return round(value, 6)
     return value
+
+
+def portable_view(results: dict) -> dict:
+    """``stable_view`` less what differs between CPUs' fp32 rounding alone (see the module docstring)."""
+    view = stable_view(results)
+    view["subject"].pop("sha256", None)
+
+    def canonical(value):
+        if isinstance(value, dict):
+            if isinstance(value.get("labels"), list) and isinstance(value.get("values"), list):
+                return {**{k: canonical(v) for k, v in value.items() if k not in ("labels", "values")},
+                        "bars": dict(sorted(zip(value["labels"], value["values"])))}
+            return {k: canonical(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [canonical(v) for v in value]
+        if isinstance(value, str):
+            return NUMBER.sub("#", value)
+        return value
+
+    return canonical(view)
+
+
+def first_difference(observed, expected, path: str = "") -> str | None:
+    """Where ``observed`` departs from ``expected`` (numbers within REL_TOL/ABS_TOL count as equal), or None."""
+    if isinstance(expected, dict) and isinstance(observed, dict):
+        if set(observed) != set(expected):
+            return f"{path}: keys {sorted(set(observed) ^ set(expected))} in one only"
+        return next((d for k in expected if (d := first_difference(observed[k], expected[k], f"{path}/{k}"))), None)
+    if isinstance(expected, list) and isinstance(observed, list):
+        if len(observed) != len(expected):
+            return f"{path}: {len(observed)} items, expected {len(expected)}"
+        return next((d for i, (o, e) in enumerate(zip(observed, expected))
+                     if (d := first_difference(o, e, f"{path}[{i}]"))), None)
+    numbers = (int, float)
+    if isinstance(expected, numbers) and isinstance(observed, numbers) and not isinstance(expected, bool):
+        if math.isclose(observed, expected, rel_tol=REL_TOL, abs_tol=ABS_TOL):
+            return None
+    elif observed == expected:
+        return None
+    return f"{path}: {observed!r}, expected {expected!r}"
+
+
+def test_tolerant_comparison_tells_rounding_from_change():
+    golden = {"labels": ["b", "a"], "values": [0.0, 1e-8], "message": "largest 2.2e-08 logits", "score": 0.463899}
+    rounded = {"labels": ["a", "b"], "values": [0.0, 0.0], "message": "largest 7.3e-09 logits", "score": 0.4639}
+    assert first_difference(portable_view({"subject": {}, **rounded}), portable_view({"subject": {}, **golden})) is None
+    changed = {**rounded, "score": 0.47}
+    assert "score" in first_difference(portable_view({"subject": {}, **changed}), portable_view({"subject": {}, **golden}))
+    relabelled = {**rounded, "message": "largest 7.3e-09 probabilities"}
+    assert "message" in first_difference(portable_view({"subject": {}, **relabelled}),
+                                         portable_view({"subject": {}, **golden}))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +142,7 @@ def test_same_config_seed_and_threads_give_identical_results(tiny_audit_runs):
 
 @pytest.mark.slow
 def test_results_match_the_golden_file(tiny_audit_runs):
-    observed = stable_view(tiny_audit_runs[0])
     if os.environ.get("RAI_AUDIT_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(json.dumps(observed, indent=1, sort_keys=True) + "\n")
-    assert observed == json.loads(GOLDEN.read_text())
+        GOLDEN.write_text(json.dumps(stable_view(tiny_audit_runs[0]), indent=1, sort_keys=True) + "\n")
+    difference = first_difference(portable_view(tiny_audit_runs[0]), portable_view(json.loads(GOLDEN.read_text())))
+    assert difference is None, difference
