@@ -59,12 +59,27 @@ def recipe_hash(recipe: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def training_cache_keys(pretrain_config, finetune_config) -> tuple[str, str]:
+    """Cache keys of the pretrained and the fine-tuned model of a recipe.
+
+    The precision each stage resolves to on this machine is part of the key: on "auto", bf16 and fp32 training of
+    one recipe give different models, so a cache shared between CPUs must not hand one out for the other.
+    """
+    from audit.train.precision import resolved_precision
+
+    hidden_size = pretrain_config.model.hidden_size
+    pretrain_precision = resolved_precision(pretrain_config.train.precision, hidden_size=hidden_size)
+    pretrain_key = recipe_hash({"config": pretrain_config.model_dump(mode="json"), "precision": pretrain_precision})
+    finetune_precision = resolved_precision(finetune_config.precision, hidden_size=hidden_size)
+    finetune_key = recipe_hash([pretrain_key, finetune_config.model_dump(mode="json"), finetune_precision])
+    return pretrain_key, finetune_key
+
+
 def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None,
                   progress: Callable[[str], None] = lambda message: None) -> Path:
     """Pretrain and fine-tune per the recipe, reusing cached models whose recipe hash matches."""
     from audit.train.config import finetune_config_from_dict, load_pretrain_config, pretrain_config_from_dict
     from audit.train.finetune import run_finetune
-    from audit.train.precision import resolved_precision
     from audit.train.pretrain import pretrain
 
     if isinstance(recipe.pretrain, str):
@@ -74,10 +89,7 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
     finetune_config = finetune_config_from_dict(recipe.finetune, source="subject.train.finetune")
 
     _check_datasets_before_training(pretrain_config, finetune_config, data_dir)
-    # The resolved precision keys the cache: bf16 and fp32 training of one recipe give different models.
-    pretrain_precision = resolved_precision(pretrain_config.train.precision,
-                                            hidden_size=pretrain_config.model.hidden_size)
-    pretrain_key = recipe_hash({"config": pretrain_config.model_dump(mode="json"), "precision": pretrain_precision})
+    pretrain_key, finetune_key = training_cache_keys(pretrain_config, finetune_config)
     pretrained_dir = cache_dir / "models" / f"pretrained-{pretrain_key}"
     if (pretrained_dir / "model.safetensors").is_file():
         progress(f"reusing pretrained model {pretrained_dir}")
@@ -85,8 +97,6 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
         progress("pretraining the subject's encoder (masked-LM)")
         pretrain(pretrain_config, pretrained_dir, data_dir=data_dir, progress=False)
 
-    finetune_precision = resolved_precision(finetune_config.precision, hidden_size=pretrain_config.model.hidden_size)
-    finetune_key = recipe_hash([pretrain_key, finetune_config.model_dump(mode="json"), finetune_precision])
     classifier_dir = cache_dir / "models" / f"classifier-{finetune_key}"
     if (classifier_dir / "model.safetensors").is_file():
         progress(f"reusing fine-tuned classifier {classifier_dir}")

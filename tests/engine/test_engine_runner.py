@@ -8,6 +8,7 @@ import jsonschema
 import pytest
 from typer.testing import CliRunner
 
+from audit import runner
 from audit.cli import app
 from audit.results import SCHEMA_PATH, json_schema
 
@@ -114,3 +115,24 @@ def test_missing_model_directory_is_a_clear_error(tmp_path, engine_probes):
     config = write_config(tmp_path, tmp_path / "nowhere", ["engine_constant"])
     outcome = invoke("run", config, "--out", tmp_path / "out")
     assert outcome.exit_code == 2 and "nowhere" in outcome.stderr
+
+
+def test_trained_model_cache_is_keyed_by_the_precision_training_resolves_to(monkeypatch):
+    from audit.train import precision
+    from audit.train.config import finetune_config_from_dict, load_pretrain_config
+
+    small = load_pretrain_config("small")  # hidden 256: "auto" means bf16 on a CPU with bf16 units
+    finetune = finetune_config_from_dict({"preset": "scenario"})
+    keys = {}
+    for has_units in (False, True):
+        monkeypatch.setattr(precision, "cpu_has_bf16_units", lambda has_units=has_units: has_units)
+        keys[has_units] = runner.training_cache_keys(small, finetune)
+    assert keys[False][0] != keys[True][0] and keys[False][1] != keys[True][1]
+
+    pinned = small.model_copy(update={"train": small.train.model_copy(update={"precision": "fp32"})})
+    pinned_finetune = finetune.model_copy(update={"precision": "fp32"})
+    pinned_keys = set()
+    for has_units in (False, True):
+        monkeypatch.setattr(precision, "cpu_has_bf16_units", lambda has_units=has_units: has_units)
+        pinned_keys.add(runner.training_cache_keys(pinned, pinned_finetune))
+    assert len(pinned_keys) == 1
