@@ -90,10 +90,18 @@ def run(
     data_dir: Path | None = _data_dir_option(),
     seed: int | None = typer.Option(None, "--seed", help="Override the config's seed."),
     threads: int | None = typer.Option(None, "--threads", help="torch threads (results depend on it)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Run every probe, ignoring results an interrupted run "
+                               "into --out stored."),
 ) -> None:
-    """Run an audit and write results.json, report.html and junit.xml."""
+    """Run an audit and write results.json, report.html and junit.xml.
+
+    Each finished probe's result is kept in DIR/.probe-results until the outputs are written, so a run that was
+    killed resumes: running it again into the same --out reuses the probes that finished (same model, data,
+    settings and seed) and runs the others.
+    """
     from audit.config import AuditConfigError, default_config, load_audit_config
     from audit.outputs import write_run_outputs
+    from audit.probe_store import remove_store
     from audit.runner import run_audit
 
     audit_config = load_audit_config(config) if config else default_config()
@@ -106,7 +114,7 @@ def run(
         from audit.gate import load_policy
 
         gate_policy = load_policy(policy)  # validate before hours of work, not after
-    results = run_audit(audit_config, progress=_progress, command=" ".join(sys.argv))
+    results = run_audit(audit_config, progress=_progress, command=" ".join(sys.argv), resume_from=out, fresh=fresh)
     exit_code = 0
     if gate_policy is not None:
         from audit.gate import evaluate_policy
@@ -114,6 +122,7 @@ def run(
         results.verdicts = evaluate_policy(gate_policy, results)
         exit_code = 1 if any(not v.passed and v.severity == "fail" for v in results.verdicts) else 0
     written = write_run_outputs(results, out)
+    remove_store(out)  # the run is complete: running it again starts afresh
     _print_probe_table(results)
     for path in written.values():
         console.print(f"wrote {path}")

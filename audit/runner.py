@@ -23,6 +23,7 @@ import torch
 
 from audit.config import AuditConfig, TrainRecipe
 from audit.data.task import TaskData
+from audit.probe_store import ProbeResultStore, subject_fingerprint
 from audit.results import AuditResults, DatasetRecord, ProbeResult, RunInfo
 from audit.subject import ModelUnderAudit
 from probes.base import Probe, ProbeContext, available_probes, derive_seed, get_probe
@@ -149,8 +150,13 @@ def select_probes(config: AuditConfig) -> list[Probe]:
 
 
 def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda message: None,
-              command: str = "") -> AuditResults:
-    """Run every selected probe on the subject and return the results (nothing is written here)."""
+              command: str = "", resume_from: Path | None = None, fresh: bool = False) -> AuditResults:
+    """Run every selected probe on the subject and return the results.
+
+    With ``resume_from`` (the output folder) each finished probe's result is stored there as it finishes and a
+    result stored by an interrupted run under the same key is reused instead of run again (``audit.probe_store``);
+    ``fresh`` clears what was stored first. Nothing else is written here.
+    """
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
     if config.threads:
@@ -168,11 +174,19 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
             datasets[dataset.sha256 + dataset.name] = dataset
         except ValueError:
             logger.warning("ignoring malformed provenance record %r", record)
+    store = _open_probe_store(config, resolved, subject, resume_from, fresh=fresh) if resume_from else None
     for probe in probes:
-        progress(f"probe {probe.name}")
+        seed = derive_seed(config.seed, probe.name)
+        stored, not_reused = store.load(probe, seed) if store is not None else (None, "")
+        if stored is not None:
+            progress(f"probe {probe.name}: reused the result stored before an interruption")
+            results.append(stored.result)
+            datasets.update((record.sha256 + record.name, record) for record in stored.datasets)
+            continue
+        progress(f"probe {probe.name}" + (f" (stored result not reused: {not_reused})" if not_reused else ""))
         context = ProbeContext(
             subject=subject,
-            seed=derive_seed(config.seed, probe.name),
+            seed=seed,
             task=resolved.task,
             canary_manifest=resolved.canary_manifest,
             pretrained_dir=resolved.pretrained_dir,
@@ -183,6 +197,8 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
         results.append(probe.execute(context))
         for record in context.datasets_used:
             datasets[record.sha256 + record.name] = record
+        if store is not None:
+            store.save(probe, seed, results[-1], datasets=context.datasets_used, dataset_files=context.dataset_files)
 
     subject_info = subject.info()
     subject_info.model_card.update(_model_card_extras(config, resolved))
@@ -204,6 +220,29 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
         config=config_as_run,
         probes=results,
     )
+
+
+def _open_probe_store(config: AuditConfig, resolved: ResolvedSubject, subject: ModelUnderAudit, out_dir: Path,
+                      *, fresh: bool) -> ProbeResultStore:
+    """The output folder's store of finished probes, keyed by everything besides a probe's own settings and seed
+    that its result depends on (subject, data directory, threads, device, software, hardware)."""
+    from audit.data.catalog import data_dir_from_env
+
+    data_dir = data_dir_from_env(config.data_dir)
+    identity = {
+        "subject": subject_fingerprint(subject, pretrained_dir=resolved.pretrained_dir,
+                                       canary_manifest=resolved.canary_manifest),
+        "data_dir": str(data_dir.resolve()) if data_dir else None,
+        "threads": torch.get_num_threads(),
+        "device": str(subject.device),
+        "packages": _package_versions(),
+        "git_sha": _git_sha(),
+        "hardware": _hardware(),
+    }
+    store = ProbeResultStore(out_dir, identity=identity)
+    if fresh:
+        store.clear()
+    return store
 
 
 def _model_card_extras(config: AuditConfig, resolved: ResolvedSubject) -> dict[str, Any]:

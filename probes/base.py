@@ -71,6 +71,7 @@ class ProbeContext:
     data_dir: Path | None = None
     progress: Callable[[str], None] = lambda message: None
     datasets_used: list[DatasetRecord] = field(default_factory=list)
+    dataset_files: list[Path] = field(default_factory=list)  # what was read, so a stored result can be checked
     rng: np.random.Generator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +84,7 @@ class ProbeContext:
         loaded = load_dataset(name, data_dir=self.data_dir, **options)
         if all(record.sha256 != loaded.record.sha256 for record in self.datasets_used):
             self.datasets_used.append(loaded.record)
+        self.dataset_files.extend(loaded.files.values())
         return loaded
 
     def torch_generator(self):

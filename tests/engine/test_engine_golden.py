@@ -146,3 +146,21 @@ def test_results_match_the_golden_file(tiny_audit_runs):
         GOLDEN.write_text(json.dumps(stable_view(tiny_audit_runs[0]), indent=1, sort_keys=True) + "\n")
     difference = first_difference(portable_view(tiny_audit_runs[0]), portable_view(json.loads(GOLDEN.read_text())))
     assert difference is None, difference
+
+
+@pytest.mark.slow
+def test_a_resumed_run_gives_the_same_results(tiny_audit_runs, tmp_path):
+    """Probes stored by an interrupted run (here: the first and the last) are reused, the middle one runs after
+    them, and the results are those of the uninterrupted run: no probe depends on another having run."""
+    from audit.config import config_from_dict
+    from audit.runner import run_audit
+
+    first = tiny_audit_runs[0]
+    config = config_from_dict(first["config"])
+    stored = ["group_metrics", "attributions"]
+    run_audit(config.model_copy(update={"probes": config.probes.model_copy(update={"run": stored})}),
+              resume_from=tmp_path)
+    progress: list[str] = []
+    resumed = run_audit(config, progress=progress.append, resume_from=tmp_path)
+    assert [line.split()[1].rstrip(":") for line in progress if "reused" in line] == stored
+    assert stable_view(resumed.model_dump(mode="json")) == stable_view(first)
