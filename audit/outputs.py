@@ -19,6 +19,19 @@ def _umask() -> int:
     return current
 
 
+def give_ordinary_mode(path: str | Path) -> None:
+    """Read/write for the owner, readable by others as the umask allows (0644 under the usual 022), like any file
+    the user writes; temporary-file writers (``mkstemp``, safetensors via transformers) leave 0600."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def give_folder_ordinary_modes(folder: str | Path) -> None:
+    """``give_ordinary_mode`` for every plain file directly in ``folder`` (a saved model directory)."""
+    for path in Path(folder).iterdir():
+        if path.is_file() and not path.is_symlink():
+            give_ordinary_mode(path)
+
+
 def write_atomic(path: str | Path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,7 +39,7 @@ def write_atomic(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs are ordinary files
+        give_ordinary_mode(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

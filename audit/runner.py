@@ -23,6 +23,7 @@ import torch
 
 from audit.config import AuditConfig, TrainRecipe
 from audit.data.task import TaskData
+from audit.model_folder import SubjectLoadError, read_json_record
 from audit.probe_store import ProbeResultStore, subject_fingerprint
 from audit.results import AuditResults, DatasetRecord, ProbeResult, RunInfo
 from audit.subject import ModelUnderAudit
@@ -126,9 +127,12 @@ def resolve_subject(config: AuditConfig, *, progress: Callable[[str], None] = la
         model_dir = Path(config.subject.model).expanduser()
     record = None
     if (model_dir / FINETUNE_RECORD).is_file():
-        record = json.loads((model_dir / FINETUNE_RECORD).read_text(encoding="utf-8"))
+        record = read_json_record(model_dir / FINETUNE_RECORD, "the fine-tuning record")
     pretrained_dir = None
     if record and record.get("pretrained_from"):
+        if not isinstance(record["pretrained_from"], str):
+            raise SubjectLoadError(f"{model_dir / FINETUNE_RECORD} names pretrained_from "
+                                   f"{record['pretrained_from']!r}; expected a folder path")
         pretrained_dir = Path(record["pretrained_from"])
         if not pretrained_dir.is_absolute():
             pretrained_dir = (model_dir / pretrained_dir).resolve()

@@ -12,8 +12,8 @@ the base encoder) — and offers the batched, no-grad operations that the probes
 * pooled and per-word contextual embeddings, word↔token alignment;
 * a differentiable classifier forward and the input-embedding layer for captum.
 
-Safety: weights are read from safetensors only (a directory holding pickles is refused) and
-``trust_remote_code`` is never enabled. Every batch is built from inputs of (nearly) equal length so that padding
+Safety: weights are read from intact safetensors files inside the model folder only (``audit.model_folder``
+checks the folder before transformers sees it) and ``trust_remote_code`` is never enabled. Every batch is built from inputs of (nearly) equal length so that padding
 is minimal; results always come back in input order. CPU by default, CUDA when present.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,11 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 from transformers import (
-    AutoConfig,
     AutoModel,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
-    AutoTokenizer,
     BatchEncoding,
     PreTrainedModel,
 )
@@ -44,17 +41,21 @@ from transformers.utils import logging as hf_logging
 
 from audit.model import AuditTransformerForMaskedLM
 from audit.model.masked_copies import MaskedCopyScorer
+from audit.model_folder import (
+    SubjectLoadError,
+    check_weights_fit_config,
+    load_config,
+    load_tokenizer,
+    read_json_record,
+    resolved_folder,
+    safe_weight_files,
+)
 from audit.results import SubjectInfo
 
 CAPABILITIES = ("mlm", "classifier", "embeddings")
-PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
 # Weights that a checkpoint may legitimately lack: BERT's pooler is unused by every operation here.
 _IGNORABLE_MISSING = ("pooler.",)
 _UNBOUNDED_TOKENIZER_LENGTH = 100_000
-
-
-class SubjectLoadError(Exception):
-    """A model directory cannot be audited (missing, pickled, unknown architecture, inconsistent)."""
 
 
 class CapabilityMissingError(Exception):
@@ -82,28 +83,6 @@ def minilm_path() -> Path | None:
         if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
             return folder
     return None
-
-
-def _weight_files(directory: Path) -> list[Path]:
-    """The safetensors weight file(s) of a directory; refuses pickles and directories without safetensors."""
-    if not directory.is_dir():
-        raise SubjectLoadError(f"model directory {directory} does not exist; expected a saved HF model folder")
-    if not (directory / "config.json").is_file():
-        raise SubjectLoadError(f"{directory} has no config.json; expected a folder written by save_pretrained")
-    pickles = sorted(p.name for pattern in PICKLE_PATTERNS for p in directory.glob(pattern))
-    if pickles:
-        raise SubjectLoadError(
-            f"{directory} holds pickled files ({', '.join(pickles)}); refusing to load — save the model as "
-            "safetensors (save_pretrained(..., safe_serialization=True)) in a folder without pickles"
-        )
-    single = directory / "model.safetensors"
-    if single.is_file():
-        return [single]
-    index = directory / "model.safetensors.index.json"
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        return [directory / name for name in shards]
-    raise SubjectLoadError(f"{directory} has no model.safetensors; expected safetensors weights")
 
 
 def _sha256_of_files(files: Sequence[Path]) -> str:
@@ -145,14 +124,19 @@ def _quiet_loading() -> Iterator[None]:
 _AUTO_CLASS = {"mlm": AutoModelForMaskedLM, "classifier": AutoModelForSequenceClassification, "encoder": AutoModel}
 
 
-def _load_model(directory: Path, kind: str, device: torch.device) -> PreTrainedModel:
-    """Load a checkpoint with the Auto class for ``kind``; safetensors only, no remote code, eval mode."""
+def _load_model(directory: Path, config: Any, kind: str, weight_files: Sequence[Path],
+                device: torch.device) -> PreTrainedModel:
+    """Load a checkpoint with the Auto class for ``kind``; safetensors only, no remote code, eval mode.
+
+    The weight files have passed ``safe_weight_files``; their shapes are checked against the config first, so a
+    mismatch or an absurd size is one line here rather than an allocation failure inside transformers."""
+    check_weights_fit_config(directory, config, _AUTO_CLASS[kind].from_config, weight_files)
     try:
         with _quiet_loading():
             model, loading_info = _AUTO_CLASS[kind].from_pretrained(
                 directory, use_safetensors=True, trust_remote_code=False, output_loading_info=True
             )
-    except (ValueError, OSError, KeyError) as error:
+    except (ValueError, OSError, KeyError, RuntimeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SubjectLoadError(f"cannot load {directory} as {kind}: {first_line}") from error
     missing = [key for key in loading_info.get("missing_keys", ())
@@ -170,11 +154,13 @@ def _pretrained_from(directory: Path) -> Path | None:
     record = directory / "finetune.json"
     if not record.is_file():
         return None
-    source = json.loads(record.read_text()).get("pretrained_from")
+    source = read_json_record(record, "the fine-tuning record").get("pretrained_from")
     if not source:
         return None
+    if not isinstance(source, str):
+        raise SubjectLoadError(f"{record} names pretrained_from {source!r}; expected a folder path")
     source_path = Path(source)
-    source_path = source_path if source_path.is_absolute() else (directory / source_path).resolve()
+    source_path = source_path if source_path.is_absolute() else resolved_folder(directory / source_path)
     if not source_path.is_dir():
         raise SubjectLoadError(
             f"{record} names pretrained_from {source_path}, which does not exist; pass mlm_path= or fix the record"
@@ -202,8 +188,8 @@ def _declared_max_length(directory: Path, tokenizer: Any, configs: Sequence[Any]
         candidates.append(int(tokenizer_limit))
     sbert = directory / "sentence_bert_config.json"
     if sbert.is_file():
-        seq_length = json.loads(sbert.read_text()).get("max_seq_length")
-        if seq_length:
+        seq_length = read_json_record(sbert, "the sentence-transformers config").get("max_seq_length")
+        if isinstance(seq_length, int) and seq_length > 0:
             candidates.append(int(seq_length))
     if not candidates:
         raise SubjectLoadError(f"{directory}: cannot tell the maximum input length; pass max_length=")
@@ -378,27 +364,28 @@ class ModelUnderAudit:
                         ) -> ModelUnderAudit:
         """Open a saved model directory. ``mlm_path`` (or ``finetune.json``'s ``pretrained_from``) adds the
         masked-LM a classifier came from; ``device`` None → CUDA when available, else CPU."""
-        directory = Path(path).expanduser().resolve()
-        weight_files = _weight_files(directory)
+        directory = resolved_folder(path)
+        weight_files = safe_weight_files(directory)
         resolved_device = torch.device(device if device is not None else
                                        ("cuda" if torch.cuda.is_available() else "cpu"))
         if resolved_device.type == "cuda" and not torch.cuda.is_available():
             raise SubjectLoadError(f"device {resolved_device} requested but CUDA is not available; use device='cpu'")
-        config = _load_config(directory)
+        config = load_config(directory)
         kind = _head_kind(_architectures(config))
-        model = _load_model(directory, kind, resolved_device)
-        tokenizer = _load_tokenizer(directory)
+        model = _load_model(directory, config, kind, weight_files, resolved_device)
+        tokenizer = load_tokenizer(directory)
 
         mlm = None
-        mlm_directory = Path(mlm_path).expanduser().resolve() if mlm_path is not None else None
+        mlm_directory = resolved_folder(mlm_path) if mlm_path is not None else None
         if mlm_directory is None and kind == "classifier":
             mlm_directory = _pretrained_from(directory)
         mlm_weight_files: list[Path] = []
         if mlm_directory is not None and kind != "mlm":
-            mlm_weight_files = _weight_files(mlm_directory)
-            if _head_kind(_architectures(_load_config(mlm_directory))) != "mlm":
+            mlm_weight_files = safe_weight_files(mlm_directory)
+            mlm_config = load_config(mlm_directory)
+            if _head_kind(_architectures(mlm_config)) != "mlm":
                 raise SubjectLoadError(f"{mlm_directory} is not a masked-LM (no …ForMaskedLM architecture)")
-            mlm = _load_model(mlm_directory, "mlm", resolved_device)
+            mlm = _load_model(mlm_directory, mlm_config, "mlm", mlm_weight_files, resolved_device)
             if mlm.config.vocab_size != model.config.vocab_size:
                 raise SubjectLoadError(
                     f"masked-LM {mlm_directory} has vocabulary {mlm.config.vocab_size} but {directory} has "
@@ -755,25 +742,6 @@ class ModelUnderAudit:
                 input_ids, attention_mask = self._pad([token_ids[index] for index in batch])
                 output[batch] = compute(input_ids, attention_mask).float().cpu().numpy()
         return output
-
-
-def _load_config(directory: Path) -> Any:
-    try:
-        return AutoConfig.from_pretrained(directory, trust_remote_code=False)
-    except (ValueError, OSError, KeyError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SubjectLoadError(f"cannot read the config of {directory}: {first_line}") from error
-
-
-def _load_tokenizer(directory: Path) -> Any:
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
-    except (ValueError, OSError, KeyError, TypeError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SubjectLoadError(f"cannot load the tokenizer saved in {directory}: {first_line}") from error
-    if not getattr(tokenizer, "is_fast", False):
-        raise SubjectLoadError(f"the tokenizer in {directory} is not a fast tokenizer; character offsets need one")
-    return tokenizer
 
 
 def _architectures(config: Any) -> list[str]:

@@ -85,9 +85,17 @@ class TaskData:
                 f"{directory}: no {TASK_FILE}/{EXAMPLES_FILE} (split membership); "
                 "re-run `rai-audit finetune` to write them"
             )
-        meta = json.loads(task_path.read_text(encoding="utf-8"))
-        examples = [LabelledExample(**json.loads(line)) for line in _lines(examples_path)]
-        return cls(examples=examples, **meta)
+        try:
+            meta = json.loads(task_path.read_text(encoding="utf-8"))
+            examples = [LabelledExample(**json.loads(line)) for line in _lines(examples_path)]
+            return cls(examples=examples, **meta)
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, RecursionError) as error:
+            # Also a JSON value that is not an object, or keys the dataclasses do not take (TypeError).
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise TaskDataError(
+                f"{directory}: {TASK_FILE}/{EXAMPLES_FILE} are damaged ({first_line}); "
+                "re-run `rai-audit finetune` to write them"
+            ) from None
 
 
 def _lines(path: Path) -> Iterable[str]:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
+from audit.model_folder import check_weights_fit_config, load_config, resolved_folder, safe_weight_files
 from audit.train.errors import CheckpointError
 
 MODEL_FILE = "model.safetensors"
@@ -104,8 +105,8 @@ def _jsonable(group: dict[str, Any]) -> dict[str, Any]:
 
 
 def verify_model_dir(directory: str | Path, *, model_type: str = "rai-transformer") -> Path:
-    """Check that ``directory`` is one of our HF model directories (config.json of ``model_type``, safetensors
-    weights, tokenizer) and holds no pickle; return it as a Path."""
+    """Check that ``directory`` is one of our HF model directories (config.json of ``model_type``, intact
+    safetensors weights, tokenizer) and holds no pickle nor a link out of it; return it as a Path."""
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"model directory {directory} does not exist; expected the output of `rai-audit pretrain`")
@@ -124,4 +125,10 @@ def verify_model_dir(directory: str | Path, *, model_type: str = "rai-transforme
         raise CheckpointError(f"{directory} has no {MODEL_FILE}; expected safetensors weights")
     if not (directory / "tokenizer.json").is_file():
         raise CheckpointError(f"{directory} has no tokenizer.json; expected the tokenizer saved beside the model")
+    # Intact safetensors only, no link out of the folder, and a config within the size limits whose shapes match
+    # the weights: checked before the data is loaded and anything is allocated.
+    from transformers import AutoModelForMaskedLM
+
+    folder = resolved_folder(directory)
+    check_weights_fit_config(folder, load_config(folder), AutoModelForMaskedLM.from_config, safe_weight_files(folder))
     return directory

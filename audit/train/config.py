@@ -18,6 +18,7 @@ from typing import Any, Literal
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from audit.model_size import size_problem
 from audit.train.errors import ConfigError
 from audit.validation import describe_validation_error
 
@@ -127,6 +128,16 @@ class PretrainConfig(_Strict):
     corpus: CorpusSection = Field(default_factory=CorpusSection)
     train: PretrainTrainSection = Field(default_factory=PretrainTrainSection)
     canaries: CanarySection | None = None
+
+    @model_validator(mode="after")
+    def _model_within_size_limits(self) -> PretrainConfig:
+        # The tokenizer's vocabulary is at most tokenizer.vocab_size, so this bounds the model that will be built.
+        problem = size_problem(hidden=self.model.hidden_size, intermediate=self.model.intermediate_size,
+                               layers=self.model.num_hidden_layers, vocabulary=self.tokenizer.vocab_size,
+                               positions=self.corpus.max_length)
+        if problem:
+            raise ValueError(f"the model is refused: {problem}")
+        return self
 
 
 # ----------------------------------------------------------------------------------------------- fine-tuning

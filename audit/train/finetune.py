@@ -29,6 +29,8 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from audit.data.task import LabelledExample, TaskData
+from audit.model_folder import load_tokenizer
+from audit.outputs import give_folder_ordinary_modes
 from audit.train.checkpoint import verify_model_dir
 from audit.train.config import FinetuneConfig, FinetuneDataSection
 from audit.train.errors import FinetuneDataError, TrainInputError
@@ -68,7 +70,7 @@ def finetune_classifier(
 
     ``num_labels`` defaults to 1 + the largest label seen. Early stopping watches macro-F1 on ``validation``.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     import audit  # noqa: F401  (registers our model with the Auto classes)
 
@@ -80,7 +82,7 @@ def finetune_classifier(
         raise FinetuneDataError(f"the training examples hold a single class ({labels_seen}); need at least two")
     num_labels = num_labels or 1 + max(example.label for example in [*train, *validation])
 
-    tokenizer = AutoTokenizer.from_pretrained(pretrained_dir)
+    tokenizer = load_tokenizer(pretrained_dir)
     max_length = effective_max_length(pretrained_dir, config.max_length)
     train_ids, truncated_train = encode(tokenizer, [e.text for e in train], max_length=max_length)
     validation_ids, truncated_validation = encode(tokenizer, [e.text for e in validation], max_length=max_length)
@@ -97,7 +99,9 @@ def finetune_classifier(
     bf16 = use_bf16(config.precision, hidden_size=_hidden_size(pretrained_dir))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_mix(seed, _STREAM_INIT))
-        model = AutoModelForSequenceClassification.from_pretrained(pretrained_dir, **overrides)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            pretrained_dir, use_safetensors=True, trust_remote_code=False, **overrides
+        )
         history, best_state, best_epoch, best_f1 = _train_loop(
             model, tokenizer, train_ids, train_labels, validation_ids, validation_labels, config, seed=seed, bf16=bf16
         )
@@ -342,6 +346,7 @@ def run_finetune(config: FinetuneConfig, from_dir: str | Path, out_dir: str | Pa
             ],
         }
         (work / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
+        give_folder_ordinary_modes(work)
         if out_dir.exists():
             out_dir.rmdir()
         work.rename(out_dir)

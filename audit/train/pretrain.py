@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from audit.model import AuditTransformerConfig, AuditTransformerForMaskedLM
+from audit.outputs import give_folder_ordinary_modes
 from audit.train.canaries import CanaryManifest, check_tokenizer, draw_canaries, plant_canaries
 from audit.train.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
 from audit.train.config import PretrainConfig, PretrainTrainSection
@@ -113,6 +114,7 @@ def pretrain(
     (work / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(work / CHECKPOINT_DIR, ignore_errors=True)
     (work / CONFIG_FILE).unlink(missing_ok=True)
+    give_folder_ordinary_modes(work)
     if out_dir.exists():
         out_dir.rmdir()  # empty, checked above
     work.rename(out_dir)
