@@ -143,7 +143,7 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
     """Run every selected probe on the subject and return the results (nothing is written here)."""
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
-    if config.threads:
+    if config.threads is not None:
         torch.set_num_threads(config.threads)
     probes = select_probes(config)
     resolved = resolve_subject(config, progress=progress)
