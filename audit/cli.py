@@ -2,7 +2,9 @@
 
 Exit codes: 0 success; 1 a policy rule with severity "fail" was broken (gate, run --policy) or a probe ended in
 error (run); 2 bad usage or bad input — one line on stderr naming what is wrong and what is expected, no traceback
-unless ``--debug``, and no partial output files.
+unless ``--debug`` (which prints it, then still exits 2), and no partial output files; 130 interrupted
+(Ctrl-C) during `pretrain`, with a line saying whether ``--resume`` can continue. Inputs and output paths are
+checked before any work starts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,13 +37,22 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from audit.data.errors import DatasetError
     from audit.data.task import TaskDataError
     from audit.gate import PolicyError
+    from audit.outputs import OutputPathError
     from audit.results import ResultsFileError
     from audit.subject import SubjectLoadError
     from audit.train.errors import TrainInputError
     from probes.base import ProbeInputError, UnknownProbeError
 
-    return (AuditConfigError, CompareError, DatasetError, PolicyError, ProbeInputError, ResultsFileError,
-            SubjectLoadError, TaskDataError, TrainInputError, UnknownProbeError)
+    return (AuditConfigError, CompareError, DatasetError, OutputPathError, PolicyError, ProbeInputError,
+            ResultsFileError, SubjectLoadError, TaskDataError, TrainInputError, UnknownProbeError)
+
+
+def _report_error(error: BaseException) -> None:
+    """One line on stderr (after the traceback with --debug)."""
+    if _state["debug"]:
+        traceback.print_exception(error)
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    typer.echo(f"error: {message}", err=True)
 
 
 def _handles_errors(command: Callable) -> Callable:
@@ -51,10 +63,7 @@ def _handles_errors(command: Callable) -> Callable:
         except typer.Exit:
             raise
         except _user_errors() as error:
-            if _state["debug"]:
-                raise
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            typer.echo(f"error: {message}", err=True)
+            _report_error(error)  # with --debug too: the traceback is extra, the exit code stays 2
             raise typer.Exit(2) from None
 
     return wrapper
@@ -99,36 +108,44 @@ def run(
     killed resumes: running it again into the same --out reuses the probes that finished (same model, data,
     settings and seed) and runs the others.
     """
-    from audit.config import AuditConfigError, default_config, load_audit_config
-    from audit.outputs import write_run_outputs
+    from audit.config import config_from_dict, default_config, load_audit_config
+    from audit.outputs import check_output_folder, write_run_outputs
     from audit.probe_store import remove_store
-    from audit.runner import run_audit
+    from audit.runner import run_audit, select_probes
 
+    check_output_folder(out)
     audit_config = load_audit_config(config) if config else default_config()
     overrides = {"seed": seed, "threads": threads, "data_dir": str(data_dir) if data_dir else None}
-    audit_config = audit_config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    if out.exists() and not out.is_dir():
-        raise AuditConfigError(f"--out {out}: exists and is not a folder; expected an output folder")
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if overrides:  # validated like the file's own keys (e.g. threads >= 1)
+        given = ", ".join(f"--{key.replace('_', '-')}" for key in overrides)
+        audit_config = config_from_dict({**audit_config.model_dump(), **overrides}, source=given)
+    probes = select_probes(audit_config)  # unknown probes and out-of-range settings fail here, before any work
     gate_policy = None
     if policy is not None:
-        from audit.gate import load_policy
+        from audit.gate import check_rules_against_probes, load_policy
 
         gate_policy = load_policy(policy)  # validate before hours of work, not after
+        check_rules_against_probes(gate_policy, probes)
     results = run_audit(audit_config, progress=_progress, command=" ".join(sys.argv), resume_from=out, fresh=fresh)
-    exit_code = 0
+    gate_error = None
     if gate_policy is not None:
         from audit.gate import evaluate_policy
 
-        results.verdicts = evaluate_policy(gate_policy, results)
-        exit_code = 1 if any(not v.passed and v.severity == "fail" for v in results.verdicts) else 0
+        try:
+            results.verdicts = evaluate_policy(gate_policy, results)
+        except Exception as error:  # noqa: BLE001  (finished results are written whatever gating raised)
+            gate_error = error
     written = write_run_outputs(results, out)
     remove_store(out)  # the run is complete: running it again starts afresh
     _print_probe_table(results)
     for path in written.values():
         console.print(f"wrote {path}")
-    if any(result.status == "error" for result in results.probes):
-        exit_code = 1
-    raise typer.Exit(exit_code)
+    if gate_error is not None:
+        raise gate_error  # reported like any other error; the results above are kept
+    broken = any(not v.passed and v.severity == "fail" for v in results.verdicts or [])
+    errored = any(result.status == "error" for result in results.probes)
+    raise typer.Exit(1 if broken or errored else 0)
 
 
 def _print_probe_table(results) -> None:
@@ -146,10 +163,11 @@ def _print_probe_table(results) -> None:
 def report(results_json: Path = typer.Argument(..., help="A results.json written by `rai-audit run`."),
            out: Path = typer.Option(..., "--out", help="HTML file to write.")) -> None:
     """Re-render the HTML report from a results.json alone."""
-    from audit.outputs import write_atomic
+    from audit.outputs import check_output_file, write_atomic
     from audit.results import load_results
     from reports import render_html
 
+    check_output_file(out)
     write_atomic(out, render_html(load_results(results_json)))
     console.print(f"wrote {out}")
 
@@ -160,13 +178,34 @@ def pretrain(config: str = typer.Option(..., "--config", help="Pretraining TOML,
              out: Path = typer.Option(..., "--out", help="Output model folder."),
              resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
              data_dir: Path | None = _data_dir_option()) -> None:
-    """Pretrain our transformer with masked-language modelling."""
+    """Pretrain our transformer with masked-language modelling (after Ctrl-C, --resume continues)."""
+    from audit.outputs import check_output_folder
     from audit.train.config import load_pretrain_config
     from audit.train.pretrain import pretrain as run_pretrain
 
-    path = run_pretrain(load_pretrain_config(config), out, data_dir=data_dir, resume=resume,
-                        progress=sys.stderr.isatty())
+    check_output_folder(out, staged_beside=True)
+    pretrain_config = load_pretrain_config(config)
+    try:
+        path = run_pretrain(pretrain_config, out, data_dir=data_dir, resume=resume,
+                            progress=sys.stderr.isatty())
+    except KeyboardInterrupt as interrupt:
+        _report_error(KeyboardInterrupt(_interrupted_message(out)).with_traceback(interrupt.__traceback__))
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
     console.print(f"wrote {path}")
+
+
+INTERRUPTED_EXIT_CODE = 130  # the shell's code for a command ended by SIGINT (128 + 2)
+
+
+def _interrupted_message(out: Path) -> str:
+    from audit.train.checkpoint import STATE_FILE
+    from audit.train.pretrain import CHECKPOINT_DIR, work_dir_for
+
+    work = work_dir_for(out)
+    if (work / CHECKPOINT_DIR / STATE_FILE).is_file():
+        return (f"interrupted; the last checkpoint is kept in {work}: run the same command with --resume to "
+                "continue from it")
+    return "interrupted before the first checkpoint, so nothing was kept; run the same command again to start"
 
 
 @app.command()
@@ -176,9 +215,11 @@ def finetune(config: str = typer.Option(..., "--config", help="Fine-tuning TOML 
              out: Path = typer.Option(..., "--out", help="Output classifier folder."),
              data_dir: Path | None = _data_dir_option()) -> None:
     """Fine-tune a pretrained encoder as a classifier (writes split membership for the privacy probes)."""
+    from audit.outputs import check_output_folder
     from audit.train.config import load_finetune_config
     from audit.train.finetune import run_finetune
 
+    check_output_folder(out, staged_beside=True)
     path = run_finetune(load_finetune_config(config), from_dir, out, data_dir=data_dir)
     console.print(f"wrote {path}")
 
@@ -192,7 +233,10 @@ def gate(results_json: Path = typer.Argument(..., help="results.json to check.")
          output_format: str = typer.Option("table", "--format", help="table or json (printed on stdout).")) -> None:
     """Check a results.json against a policy: exit 0 pass, 1 a fail rule broken, 2 bad input."""
     from audit.gate import run_gate
+    from audit.outputs import check_output_file
 
+    if junit is not None:
+        check_output_file(junit, option="--junit")
     raise typer.Exit(run_gate(results_json, policy, baseline=baseline, junit_path=junit,
                               output_format=output_format))
 
@@ -203,7 +247,9 @@ def compare(runs: list[Path] = typer.Argument(..., help="Two or more results.jso
             out: Path = typer.Option(..., "--out", help="HTML file to write.")) -> None:
     """Compare runs side by side with paired statistics."""
     from audit.compare import run_compare
+    from audit.outputs import check_output_file
 
+    check_output_file(out)
     run_compare(runs, out)
     console.print(f"wrote {out}")
 

@@ -61,7 +61,7 @@ class ProbesSection(_Strict):
 
 class AuditConfig(_Strict):
     seed: int = 0
-    threads: int | None = Field(None, gt=0)  # torch intra-op threads; None = torch's default
+    threads: int | None = Field(None, ge=1)  # torch intra-op threads (>= 1); None = torch's default
     data_dir: str | None = None
     cache_dir: str | None = None  # trained-model cache (default: $RAI_AUDIT_CACHE or ~/.cache/rai-audit)
     subject: SubjectSection

@@ -28,14 +28,18 @@ from __future__ import annotations
 import difflib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audit.results import AuditResults, Metric, ProbeResult, Verdict, load_results
 from audit.validation import describe_validation_error, read_toml_file
+
+if TYPE_CHECKING:
+    from probes.base import Groups, Probe
 
 Statistic = Literal["value", "ci_low", "ci_high"]
 
@@ -82,6 +86,57 @@ def load_policy(path: str | Path) -> Policy:
 def _suggest(name: str, options: list[str]) -> str:
     close = difflib.get_close_matches(name, options, n=1)
     return f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(sorted(set(options))) or 'none'}"
+
+
+def check_rules_against_probes(policy: Policy, probes: Sequence[Probe]) -> None:
+    """Before an audit: each rule must name a probe the audit runs and a metric (and group) it declares.
+
+    A PolicyError names the rule and what the probe does write. A rule of severity "warn" may name a probe
+    the audit does not run (it becomes a warning); a "fail" rule could then only fail, so it is refused. A
+    probe that declares no metrics (a plug-in) is checked after the run, against its results.
+    """
+    from probes.base import available_probes
+
+    selected = {probe.name: probe for probe in probes}
+    for rule in policy.rule:
+        probe = selected.get(rule.probe)
+        if probe is None:
+            known = sorted(available_probes())
+            if rule.probe not in known:
+                raise PolicyError(f"rule {rule.name!r}: unknown probe {rule.probe!r}"
+                                  f"{_suggest(rule.probe, known)}")
+            if rule.severity == "fail":
+                raise PolicyError(f"rule {rule.name!r}: probe {rule.probe!r} is not among this audit's "
+                                  f"probes ({', '.join(selected) or 'none'}), so the rule could only fail; "
+                                  "add the probe or remove the rule")
+            continue
+        declared = probe.declared_metrics()
+        if declared is None:
+            continue
+        if rule.metric not in declared:
+            raise PolicyError(f"rule {rule.name!r}: probe {rule.probe!r} has no metric {rule.metric!r}"
+                              f"{_metric_hint(rule.metric, declared)}; its metrics: {', '.join(declared)}")
+        groups = declared[rule.metric]
+        if groups is not None and rule.group not in groups:
+            raise PolicyError(f"rule {rule.name!r}: metric {rule.metric!r} of probe {rule.probe!r} has no "
+                              f"{'overall value' if rule.group is None else f'group {rule.group!r}'}; "
+                              f"expected group {_groups_text(groups)}")
+
+
+def _metric_hint(metric: str, declared: dict[str, Groups]) -> str:
+    """For a name like "auc_loss": the declared metric "auc" written with group "loss"."""
+    for name, groups in declared.items():
+        group = metric[len(name) + 1:] if metric.startswith(f"{name}_") else None
+        if group and groups is not None and group in groups:
+            return f" (did you mean metric {name!r} with group {group!r}?)"
+    close = difflib.get_close_matches(metric, list(declared), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _groups_text(groups: frozenset[str | None]) -> str:
+    named = sorted(group for group in groups if group is not None)
+    options = [*(repr(group) for group in named), *(["none (omit `group`)"] if None in groups else [])]
+    return " or ".join(options) if len(options) < 3 else "one of " + ", ".join(options)
 
 
 def _find_probe(rule: Rule, results: AuditResults) -> ProbeResult | None:

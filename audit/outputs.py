@@ -1,5 +1,6 @@
 """Write a run's files atomically: each file goes to a temporary name in the same folder, then is renamed, so a
-crash or a bad input never leaves a half-written results.json or report behind."""
+crash or a bad input never leaves a half-written results.json or report behind. The ``check_output_*``
+functions say before any work whether an output path can be written at all."""
 
 from __future__ import annotations
 
@@ -11,6 +12,55 @@ from audit.junit import junit_xml
 from audit.results import AuditResults
 
 RESULTS_FILE, REPORT_FILE, JUNIT_FILE = "results.json", "report.html", "junit.xml"
+
+
+class OutputPathError(ValueError):
+    """An output path that cannot be written: not a folder, a folder where a file goes, or not writable."""
+
+
+def check_output_folder(path: str | Path, *, option: str = "--out", staged_beside: bool = False) -> None:
+    """Fail fast when ``path`` cannot be (or become) a folder to write into.
+
+    ``staged_beside``: the folder is built under a temporary name beside it and renamed (training), so its
+    parent must take new entries too.
+    """
+    path = Path(path)
+    if _exists(path) and not path.is_dir():
+        raise OutputPathError(f"{option} {path}: exists and is not a folder; expected an output folder")
+    _check_writable(path, path, option)
+    if staged_beside:
+        _check_writable(path.absolute().parent, path, option)
+
+
+def check_output_file(path: str | Path, *, option: str = "--out") -> None:
+    """Fail fast when a file cannot be written at ``path``: a folder is there, or its folder is read-only."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{option} {path}: is a folder; expected the path of a file to write")
+    _check_writable(path.parent, path, option)
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. no permission to look inside a parent: taken as absent; the write test decides
+        return False
+
+
+def _check_writable(folder: Path, given: Path, option: str) -> None:
+    """The nearest existing folder at or above ``folder`` must take a new file (tried with a temp file)."""
+    existing = folder.absolute()
+    while not _exists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputPathError(f"{option} {given}: {existing} is not a folder; "
+                              "expected a path in a writable folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise OutputPathError(f"{option} {given}: cannot write in {existing} ({error.strerror or error}); "
+                              "expected a path in a writable folder") from None
 
 
 def _umask() -> int:

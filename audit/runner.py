@@ -163,7 +163,7 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
     """
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
-    if config.threads:
+    if config.threads is not None:
         torch.set_num_threads(config.threads)
     probes = select_probes(config)
     resolved = resolve_subject(config, progress=progress)

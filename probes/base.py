@@ -13,15 +13,17 @@ from __future__ import annotations
 import difflib
 import hashlib
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from audit.results import DatasetRecord, Family, ProbeResult
 
@@ -34,11 +36,37 @@ logger = logging.getLogger(__name__)
 Need = Literal["mlm", "classifier", "embeddings", "task", "canaries", "pretrained"]
 ENTRY_POINT_GROUP = "rai_audit.probes"
 
+# A probe's metric declarations: metric name -> the groups it is written with. A frozenset lists them (None
+# in it: written without a group); FROM_DATA means the groups come from the data (bias types, group columns),
+# so any group is accepted before the run.
+Groups = frozenset[str | None] | None
+MetricDeclarations = Mapping[str, Groups]
+FROM_DATA: Groups = None
+NO_GROUP: Groups = frozenset({None})
+
+
+def declare(declarations: Mapping[str, Groups]) -> MetricDeclarations:
+    """A probe's ``metrics`` class attribute: a read-only copy, so nothing changes what a class declares."""
+    return MappingProxyType(dict(declarations))
+
+
+# Tests set this so that every probe run checks its metrics against its declarations (see Probe.execute).
+CHECK_DECLARATIONS_ENV = "RAI_AUDIT_CHECK_DECLARATIONS"
+
 
 class ProbeConfig(BaseModel):
     """Base for every probe's settings; unknown keys are errors that name the key."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+# Setting types with their allowed ranges, so that a bad value fails with the config, before any work, naming
+# the probe, the setting and the range (Probe.__init__), instead of deep inside a probe.
+Count = Annotated[int, Field(ge=1)]  # sizes and limits: batch_size, max_items, n_permutations, ...
+ShownCount = Annotated[int, Field(ge=0)]  # how many examples to show in the report (0: none)
+BootstrapResamples = Annotated[int, Field(ge=10)]  # fewer cannot give a percentile interval
+Confidence = Annotated[float, Field(gt=0.0, lt=1.0)]  # the intervals' confidence level
+LabelIndex = Annotated[int, Field(ge=0)]
 
 
 class ProbeSkipped(Exception):
@@ -47,6 +75,10 @@ class ProbeSkipped(Exception):
 
 class ProbeInputError(ValueError):
     """Bad input to a probe (a missing column, a malformed file): the message says what is wrong and what is expected."""
+
+
+class UndeclaredMetricError(AssertionError):
+    """A probe wrote a metric (or a group of it) that its declarations do not list: a bug in the probe."""
 
 
 @dataclass
@@ -110,6 +142,10 @@ class Probe:
     needs:       subject capabilities / context items required; a missing one skips the probe with the reason.
     how_to_read: plain-language guidance shown in the report.
     Config:      a ProbeConfig subclass with the settings and their defaults.
+    metrics:     every metric the probe can write under any config, with its groups (see ``Groups``);
+                 policy rules are checked against it before an audit starts. None: undeclared (rules are
+                 checked after the run). A probe whose names or groups follow its config narrows them in
+                 ``declared_metrics``.
     """
 
     name: ClassVar[str]
@@ -120,6 +156,7 @@ class Probe:
     needs: ClassVar[frozenset[str]] = frozenset()
     how_to_read: ClassVar[str] = ""
     Config: ClassVar[type[ProbeConfig]] = ProbeConfig
+    metrics: ClassVar[MetricDeclarations | None] = None
 
     def __init__(self, config: ProbeConfig | dict[str, Any] | None = None) -> None:
         if isinstance(config, ProbeConfig):
@@ -134,6 +171,19 @@ class Probe:
                     f"probe {self.name!r}: setting {location!r}: {problem['msg']}"
                     f" (valid settings: {', '.join(self.Config.model_fields) or 'none'})"
                 ) from None
+
+    def declared_metrics(self) -> MetricDeclarations | None:
+        """The metrics this probe, with its config, can write (None when the probe declares none)."""
+        return self.metrics
+
+    def undeclared_metrics(self, result: ProbeResult) -> list[str]:
+        """The metrics of ``result`` that the declarations do not cover, as "name [group]"."""
+        declared = self.declared_metrics()
+        if declared is None:
+            return []
+        return [f"{metric.name} [{metric.group}]" for metric in result.metrics
+                if metric.name not in declared
+                or (declared[metric.name] is not FROM_DATA and metric.group not in declared[metric.name])]
 
     def missing_needs(self, ctx: ProbeContext) -> list[str]:
         """The needs this context cannot meet, each as a reason a reviewer can read."""
@@ -182,7 +232,17 @@ class Probe:
                 result = self.new_result(status="error", message=f"{type(error).__name__}: {error}")
         result.duration_s = round(time.perf_counter() - started, 3)
         result.datasets = sorted({record.name for record in ctx.datasets_used} | set(result.datasets))
+        self._check_declarations(result)
         return result
+
+    def _check_declarations(self, result: ProbeResult) -> None:
+        undeclared = self.undeclared_metrics(result)
+        if not undeclared:
+            return
+        message = f"probe {self.name!r} wrote undeclared metric(s): {', '.join(undeclared)}"
+        if os.environ.get(CHECK_DECLARATIONS_ENV):
+            raise UndeclaredMetricError(message)
+        logger.warning("%s; policy rules naming them are checked only after the run", message)
 
 
 _REGISTRY: dict[str, type[Probe]] = {}

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Every probe run in the test suite checks that the metrics it writes are ones it declares (Probe.execute), so
+# the declarations that `run --policy` checks rules against before an audit stay true.
+os.environ.setdefault("RAI_AUDIT_CHECK_DECLARATIONS", "1")
+
 # ------------------------------------------------------------------------------------------------------------------
 # Real-data trained models (audit.train) — session-scoped, built once and reused by every slow test that needs them.
 #   small_pretrained_dir     the `small` preset pretrained on wiki_passages, with canaries (canaries.json beside it)

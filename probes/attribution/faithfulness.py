@@ -35,7 +35,7 @@ from audit.results import Figure, Finding, Metric, ProbeResult, Table
 from probes.attribution.adapter import AttentionUnavailableError, AttributionModel
 from probes.attribution.common import AttributionConfig, attribution_model, method_label, select_texts
 from probes.attribution.methods import METHODS, TokenAttribution, compute_attributions
-from probes.base import Probe, ProbeContext, register
+from probes.base import Probe, ProbeContext, declare, register
 from probes.stats import bootstrap_mean_ci, paired_bootstrap_diff
 
 MethodName = Literal["integrated_gradients", "gradient_x_input", "attention_rollout"]
@@ -129,6 +129,12 @@ class FaithfulnessProbe(Probe):
         "more than random ones does not explain this model and should not be relied on."
     )
 
+    # Group: the attribution method ("random": the random-ranking reference).
+    metrics = declare({"aopc_comprehensiveness": frozenset({*METHODS, "random"}),
+               "aopc_sufficiency": frozenset({*METHODS, "random"}),
+               "comprehensiveness_gain_over_random": frozenset(METHODS),
+               "sufficiency_gain_over_random": frozenset(METHODS)})
+
     class Config(AttributionConfig):
         methods: list[MethodName] = Field(default_factory=lambda: list(METHODS))
         bins: list[float] = Field(default_factory=lambda: list(DEFAULT_BINS))
@@ -141,6 +147,11 @@ class FaithfulnessProbe(Probe):
             if not bins or any(not 0 < k <= 100 for k in bins):
                 raise ValueError("bins must be a non-empty list of percentages in (0, 100]")
             return sorted(bins)
+
+
+    def declared_metrics(self):
+        methods = frozenset(self.config.methods)
+        return {name: methods | ({"random"} if name.startswith("aopc_") else set()) for name in self.metrics}
 
     def run(self, ctx: ProbeContext) -> ProbeResult:
         config = self.config

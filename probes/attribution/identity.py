@@ -33,7 +33,16 @@ from probes.attribution.common import (
     select_texts,
 )
 from probes.attribution.methods import TokenAttribution, compute_attributions
-from probes.base import Probe, ProbeContext, ProbeInputError, ProbeSkipped, register
+from probes.base import (
+    FROM_DATA,
+    NO_GROUP,
+    Probe,
+    ProbeContext,
+    ProbeInputError,
+    ProbeSkipped,
+    declare,
+    register,
+)
 from probes.stats import bootstrap_mean_ci, paired_bootstrap_diff
 
 MethodName = Literal["integrated_gradients", "gradient_x_input", "attention_rollout"]
@@ -106,6 +115,10 @@ class IdentityAttributionProbe(Probe):
         "attribution share means the model leans on who the text is about. The counterfactual change compares the "
         "same text with the identity words swapped (she ↔ he, Emily ↔ Greg); it should be close to zero."
     )
+
+    metrics = declare({"identity_attribution_share": FROM_DATA,  # overall and per group of the data
+               "identity_token_fraction": NO_GROUP, "counterfactual_share_change": NO_GROUP,
+               "counterfactual_share_abs_change": NO_GROUP})
 
     class Config(AttributionConfig):
         method: MethodName = "integrated_gradients"

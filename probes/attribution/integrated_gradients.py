@@ -36,7 +36,7 @@ from probes.attribution.common import (
     top_words,
 )
 from probes.attribution.methods import METHODS, TokenAttribution, compute_attributions, delta_tolerance
-from probes.base import Probe, ProbeContext, register
+from probes.base import NO_GROUP, Probe, ProbeContext, declare, register
 from probes.stats import bootstrap_mean_ci, wilson_interval
 
 MethodName = Literal["integrated_gradients", "gradient_x_input", "attention_rollout"]
@@ -74,11 +74,21 @@ class AttributionsProbe(Probe):
         "rollout only shows where the model looked, not which way a word pushed."
     )
 
+    metrics = declare({"ig_mean_abs_delta": NO_GROUP, "ig_max_abs_delta": NO_GROUP,
+                       "ig_share_within_tolerance": NO_GROUP,
+                       # group: the method compared with IG
+                       "rank_agreement_with_ig": frozenset(METHODS) - {"integrated_gradients"}})
+
     class Config(AttributionConfig):
         methods: list[MethodName] = Field(default_factory=lambda: list(METHODS))
         delta_relative_tolerance: float = Field(0.05, gt=0)
         delta_absolute_tolerance: float = Field(0.01, ge=0)
         n_display: int = Field(6, ge=0)
+
+
+    def declared_metrics(self):
+        compared = frozenset(self.config.methods) - {"integrated_gradients"}
+        return {**self.metrics, "rank_agreement_with_ig": compared}
 
     def run(self, ctx: ProbeContext) -> ProbeResult:
         config = self.config

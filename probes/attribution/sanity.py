@@ -31,8 +31,8 @@ from torch import nn
 from audit.results import Figure, Finding, Metric, ProbeResult, Table
 from probes.attribution.adapter import AttentionUnavailableError, AttributionModel, classifier_module
 from probes.attribution.common import AttributionConfig, method_label, select_texts
-from probes.attribution.methods import TokenAttribution, compute_attributions
-from probes.base import Probe, ProbeContext, ProbeSkipped, register
+from probes.attribution.methods import METHODS, TokenAttribution, compute_attributions
+from probes.base import Probe, ProbeContext, ProbeSkipped, declare, register
 from probes.stats import bootstrap_mean_ci
 
 MethodName = Literal["integrated_gradients", "gradient_x_input", "attention_rollout"]
@@ -144,11 +144,17 @@ class SanityProbe(Probe):
         "If the curve stays high, the method mostly reflects the input text itself, not what the model learnt."
     )
 
+    metrics = declare({"final_rank_correlation": frozenset(METHODS)})  # group: the attribution method
+
     class Config(AttributionConfig):
         methods: list[MethodName] = Field(default_factory=lambda: ["integrated_gradients", "gradient_x_input"])
         n_examples: int = Field(32, ge=1)
         absolute_scores: bool = False
         max_final_correlation: float = Field(0.5, gt=-1, lt=1)
+
+
+    def declared_metrics(self):
+        return {"final_rank_correlation": frozenset(self.config.methods)}
 
     def run(self, ctx: ProbeContext) -> ProbeResult:
         config = self.config

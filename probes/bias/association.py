@@ -33,7 +33,19 @@ import numpy as np
 from pydantic import Field
 
 from audit.results import Example, Finding, Metric, Table
-from probes.base import Probe, ProbeConfig, ProbeContext, ProbeInputError, register
+from probes.base import (
+    FROM_DATA,
+    NO_GROUP,
+    BootstrapResamples,
+    Confidence,
+    Count,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ProbeInputError,
+    declare,
+    register,
+)
 from probes.bias.common import bar_figure
 from probes.bias.terms import EXTRA_ASSOCIATION_TESTS
 from probes.stats import bootstrap_indices, holm, percentile_interval, permutation_test
@@ -201,6 +213,8 @@ class AssociationProbe(Probe):
         "signals: they are sensitive to word lists and templates and do not by themselves show harm in use."
     )
 
+    metrics = declare({"effect_size": FROM_DATA, "mean_abs_effect_size": NO_GROUP})  # groups: test names
+
     class Config(ProbeConfig):
         dataset: str = "weat"
         include_catalog: bool = True  # WEAT 1–10 from the data catalog
@@ -210,11 +224,11 @@ class AssociationProbe(Probe):
         representation: Literal["word", "sentence"] = "word"
         templates: list[str] | None = None  # each with one "{}"; default SEAT_TEMPLATES
         layer: int = -1
-        n_permutations: int = 10_000
-        exact_limit: int = 50_000
-        n_bootstrap: int = 1000
-        confidence: float = 0.95
-        batch_size: int = 64
+        n_permutations: Count = 10_000
+        exact_limit: Count = 50_000
+        n_bootstrap: BootstrapResamples = 1000
+        confidence: Confidence = 0.95
+        batch_size: Count = 64
 
     def run(self, ctx: ProbeContext):
         config = self.config

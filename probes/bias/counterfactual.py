@@ -25,10 +25,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from audit.results import Example, Finding, Metric, Table
-from probes.base import Probe, ProbeConfig, ProbeContext, ProbeInputError, ProbeSkipped, register
+from probes.base import (
+    BootstrapResamples,
+    Confidence,
+    Count,
+    LabelIndex,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ProbeInputError,
+    ProbeSkipped,
+    ShownCount,
+    declare,
+    register,
+)
 from probes.bias.common import bar_figure, dataset_rows
 from probes.bias.substitution import TermSwapper
-from probes.bias.terms import SwapCategory, default_categories
+from probes.bias.terms import BASE_CATEGORIES, SwapCategory, default_categories
 from probes.stats import bootstrap_indices, percentile_interval
 
 
@@ -85,17 +98,27 @@ class CounterfactualProbe(Probe):
         "direction table shows which swap raises or lowers the probability, i.e. which group is favoured."
     )
 
+    # Groups: the swap categories (BASE_CATEGORIES, or the configured `categories`).
+    metrics = declare({name: frozenset(category.name for category in BASE_CATEGORIES)
+               for name in ("flip_rate", "mean_abs_delta_p", "max_abs_delta_p", "ctf_gap")})
+
     class Config(ProbeConfig):
         split: str = "test"  # the task split to perturb
         dataset: str | None = None  # or texts from a catalog dataset / file
         text_column: str = "text"
         categories: list[str] | None = None  # default: all built-in categories
-        positive_label: int | None = None  # default: the task's positive label
-        max_examples: int | None = 4000  # a seeded subset of the texts
-        batch_size: int = 64
-        n_bootstrap: int = 1000
-        confidence: float = 0.95
-        n_examples: int = 5
+        positive_label: LabelIndex | None = None  # default: the task's positive label
+        max_examples: Count | None = 4000  # a seeded subset of the texts
+        batch_size: Count = 64
+        n_bootstrap: BootstrapResamples = 1000
+        confidence: Confidence = 0.95
+        n_examples: ShownCount = 5
+
+
+    def declared_metrics(self):
+        if self.config.categories is None:
+            return self.metrics
+        return {name: frozenset(self.config.categories) for name in self.metrics}
 
     def run(self, ctx: ProbeContext):
         config = self.config

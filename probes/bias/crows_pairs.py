@@ -26,7 +26,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from audit.results import Example, Metric, Table
-from probes.base import Probe, ProbeConfig, ProbeContext, ProbeInputError, register
+from probes.base import (
+    FROM_DATA,
+    NO_GROUP,
+    BootstrapResamples,
+    Confidence,
+    Count,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ProbeInputError,
+    ShownCount,
+    declare,
+    register,
+)
 from probes.bias.common import (
     bar_figure,
     dataset_rows,
@@ -167,15 +180,19 @@ class CrowsPairsProbe(Probe):
         "The bars show each bias category with its 95% confidence interval and the 50% line."
     )
 
+    metrics = declare({"metric_score": FROM_DATA,  # overall, and per bias type of the data
+               "stereo_score": NO_GROUP, "antistereo_score": NO_GROUP, "neutral_pairs": NO_GROUP,
+               "skipped_pairs": NO_GROUP})
+
     class Config(ProbeConfig):
         dataset: str = "crows_pairs"
         path: str | None = None  # a custom CSV in either accepted form; overrides `dataset`
         bias_types: list[str] | None = None  # keep only these categories
-        max_pairs: int | None = None  # a seeded random subset, for quick runs
-        batch_size: int = 128
-        n_bootstrap: int = 1000
-        confidence: float = 0.95
-        n_examples: int = 5
+        max_pairs: Count | None = None  # a seeded random subset, for quick runs
+        batch_size: Count = 128
+        n_bootstrap: BootstrapResamples = 1000
+        confidence: Confidence = 0.95
+        n_examples: ShownCount = 5
 
     def run(self, ctx: ProbeContext):
         config = self.config

@@ -19,7 +19,19 @@ import re
 import numpy as np
 
 from audit.results import Example, Finding, Metric, Table
-from probes.base import Probe, ProbeConfig, ProbeContext, ProbeInputError, ProbeSkipped, register
+from probes.base import (
+    FROM_DATA,
+    NO_GROUP,
+    Count,
+    LabelIndex,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ProbeInputError,
+    ProbeSkipped,
+    declare,
+    register,
+)
 from probes.bias.common import bar_figure, dataset_rows
 from probes.bias.substitution import find_terms
 from probes.bias.terms import MADLIBS_IDENTITY_TERMS
@@ -55,13 +67,16 @@ class MadlibsTermsProbe(Probe):
         "adds up how far each word's FPR is from the overall FPR: 0 is ideal."
     )
 
+    # fpr: overall and per identity term
+    metrics = declare({"fpr": FROM_DATA, "fnr": NO_GROUP, "fped": NO_GROUP, "fned": NO_GROUP})
+
     class Config(ProbeConfig):
         dataset: str = "madlibs"
-        positive_label: int | None = None  # the harmful label; default: the task's positive label
+        positive_label: LabelIndex | None = None  # the harmful label; default: the task's positive label
         force: bool = False  # run even when the task does not look toxicity-like
-        max_sentences: int | None = 10_000  # a seeded subset
-        batch_size: int = 128
-        min_sentences_per_term: int = 20
+        max_sentences: Count | None = 10_000  # a seeded subset
+        batch_size: Count = 128
+        min_sentences_per_term: Count = 20
 
     def run(self, ctx: ProbeContext):
         config = self.config

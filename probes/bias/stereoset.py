@@ -31,7 +31,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from audit.results import Example, Metric, Table
-from probes.base import Probe, ProbeConfig, ProbeContext, register
+from probes.base import (
+    FROM_DATA,
+    BootstrapResamples,
+    Confidence,
+    Count,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ShownCount,
+    declare,
+    register,
+)
 from probes.bias.common import bar_figure, dataset_rows, finding, format_ci
 from probes.bias.pll import sentence_scores, span_token_positions
 from probes.stats import bootstrap_indices, percentile_interval
@@ -204,15 +215,25 @@ class StereoSetProbe(Probe):
         "not comparable with the paper's BERT numbers."
     )
 
+    # Per task, overall and per bias type of the data.
+    metrics = declare({f"{score}_{task}": FROM_DATA for task in ("intrasentence", "intersentence")
+               for score in ("ss", "lms", "icat")})
+
     class Config(ProbeConfig):
         dataset: str = "stereoset"
         path: str | None = None  # a custom JSONL/CSV with the StereoSet columns; overrides `dataset`
         intersentence: bool = True
-        max_items: int | None = None  # per task, a seeded random subset for quick runs
-        batch_size: int = 128
-        n_bootstrap: int = 1000
-        confidence: float = 0.95
-        n_examples: int = 5
+        max_items: Count | None = None  # per task, a seeded random subset for quick runs
+        batch_size: Count = 128
+        n_bootstrap: BootstrapResamples = 1000
+        confidence: Confidence = 0.95
+        n_examples: ShownCount = 5
+
+
+    def declared_metrics(self):
+        if self.config.intersentence:
+            return self.metrics
+        return {name: groups for name, groups in self.metrics.items() if not name.endswith("_intersentence")}
 
     def run(self, ctx: ProbeContext):
         config = self.config

@@ -26,7 +26,7 @@ from pydantic import Field
 from scipy.stats import fisher_exact
 
 from audit.results import Example, Figure, Finding, Metric, ProbeResult, Table
-from probes.base import Probe, ProbeConfig, ProbeContext, ProbeInputError, register
+from probes.base import FROM_DATA, Probe, ProbeConfig, ProbeContext, ProbeInputError, declare, register
 from probes.fairness import groups as group_sources
 from probes.fairness.dialect import DEFAULT_THRESHOLD
 from probes.fairness.disparities import Estimate, difference, equalized_odds, ratio, signed_gap
@@ -82,6 +82,15 @@ class GroupMetricsProbe(Probe):
         "flagged: no conclusion should be drawn from them. The 'labels vs model' table shows whether a gap was "
         "already in the training labels (label bias) or is added by the model."
     )
+
+    # Groups come from the task's group columns (a group's label, a grouping's name, or "group vs reference").
+    metrics = declare(dict.fromkeys(
+        [*ALL_METRICS, "demographic_parity_difference", "demographic_parity_ratio",
+         "equalized_odds_difference", "equal_opportunity_difference", "fpr_ratio",
+         "predictive_parity_difference",
+         *(f"{metric}_gap" for metric in GAP_METRICS), "train_label_base_rate", "train_label_base_rate_gap"],
+        FROM_DATA,
+    ))
 
     class Config(ProbeConfig):
         split: str = Field("test", description="held-out split(s) to evaluate; join several with '+'")

@@ -22,7 +22,16 @@ from pydantic import Field
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from audit.results import Finding, Metric, ProbeResult, Table
-from probes.base import Probe, ProbeConfig, ProbeContext, ProbeInputError, register
+from probes.base import (
+    FROM_DATA,
+    NO_GROUP,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ProbeInputError,
+    declare,
+    register,
+)
 from probes.fairness import groups as group_sources
 from probes.fairness.dialect import DEFAULT_THRESHOLD
 from probes.fairness.disparities import difference, equalized_odds
@@ -112,6 +121,12 @@ class MitigationProbe(Probe):
         "odds). Compare the disparity before and after with the accuracy cost; a large cost or a small gain means "
         "the bias should be fixed in the data or the model instead."
     )
+
+    metrics = declare({
+        **{f"{name}_{moment}": FROM_DATA for moment in ("before", "after")
+           for name in (*RATES, "demographic_parity_difference", "equalized_odds_difference")},
+        "accuracy_cost": NO_GROUP,
+    })
 
     class Config(ProbeConfig):
         sensitive_feature: str | None = Field(None, description="a task group column, 'dialect' or 'identity'")

@@ -28,7 +28,18 @@ import numpy as np
 from pydantic import Field
 
 from audit.results import Figure, Finding, Metric, ProbeResult, Table
-from probes.base import Probe, ProbeConfig, ProbeContext, ProbeInputError, ProbeSkipped, register
+from probes.base import (
+    FROM_DATA,
+    NO_GROUP,
+    LabelIndex,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ProbeInputError,
+    ProbeSkipped,
+    declare,
+    register,
+)
 from probes.fairness.groups import IDENTITY_TERMS, identity_mentions
 from probes.fairness.predictions import split_examples
 from probes.fairness.rates import resample_weights, weighted_auc
@@ -103,10 +114,14 @@ class SubgroupAUCProbe(Probe):
         "with the overall AUC; terms with few examples are left out or shown as not defined."
     )
 
+    metrics = declare({"overall_auc": NO_GROUP, **dict.fromkeys(AUC_KINDS, FROM_DATA),  # per identity term
+               **{f"{kind}_power_mean": NO_GROUP for kind in AUC_KINDS}})
+
     class Config(ProbeConfig):
         dataset: Literal["task", "madlibs", "madlibs_toxicity_nonfuzzed", "madlibs_toxicity_fuzzed"] = "task"
         split: str = Field("test", description="task split(s) when dataset = 'task'")
-        toxic_label: int | None = Field(None, description="class index meaning toxic (default: task.positive_label)")
+        toxic_label: LabelIndex | None = Field(
+            None, description="class index meaning toxic (default: task.positive_label)")
         terms: list[str] | None = Field(None, description="identity terms (default: Dixon et al.'s list)")
         min_subgroup_size: int = Field(20, ge=1)
         max_examples: int = Field(5000, ge=10, description="seeded subsample of larger datasets")

@@ -31,7 +31,17 @@ from pydantic import Field
 from scipy import stats as scipy_stats
 
 from audit.results import Example, Figure, Finding, Metric, ProbeResult, Table
-from probes.base import Probe, ProbeConfig, ProbeContext, ProbeInputError, derive_seed, register
+from probes.base import (
+    FROM_DATA,
+    NO_GROUP,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ProbeInputError,
+    declare,
+    derive_seed,
+    register,
+)
 from probes.stats import bootstrap_mean_ci
 
 
@@ -228,6 +238,9 @@ class ExposureProbe(Probe):
         "halves the guesses an attacker needs. Exposure near the maximum means the model has memorised the secret "
         "and it could be extracted by ranking candidates."
     )
+
+    # Groups: the canaries' repetition counts in the manifest.
+    metrics = declare({"exposure": FROM_DATA, "exposure_extrapolated": FROM_DATA, "max_exposure": NO_GROUP})
 
     class Config(ProbeConfig):
         n_candidates: int = Field(10_000, ge=100)  # R: the secret plus R - 1 random candidates

@@ -14,14 +14,23 @@ reference models are only as good a mirror of the target as the recorded fine-tu
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from pydantic import Field
 
 from audit.data.task import LabelledExample
 from audit.results import Example, Figure, Finding, Metric, ProbeResult, Table
-from probes.base import Probe, ProbeConfig, ProbeContext, ProbeInputError, derive_seed, register
+from probes.base import (
+    NO_GROUP,
+    Probe,
+    ProbeConfig,
+    ProbeContext,
+    ProbeInputError,
+    declare,
+    derive_seed,
+    register,
+)
 from probes.privacy import attacks
 from probes.privacy.executors import ExecutorError, make_executor
 from probes.privacy.shadow import make_shadow_jobs, train_shadow_models
@@ -80,6 +89,13 @@ class MembershipInferenceProbe(Probe):
         "which matters for privacy, is visible."
     )
 
+    # Per attack (group = the attack's name), then the strongest attack and the target model's accuracies.
+    metrics = declare({
+        **{name: frozenset(get_args(AttackName))
+           for name in ("auc", "balanced_accuracy", *(_fpr_key(fpr) for fpr in LOW_FPRS))},
+        **dict.fromkeys(("max_tpr_at_0.1pct_fpr", "max_auc", "train_accuracy", "heldout_accuracy"), NO_GROUP),
+    })
+
     class Config(ProbeConfig):
         n_reference_models: int = Field(4, ge=0, description="reference models K; LiRA needs at least 2")
         attacks: list[AttackName] = Field(
@@ -98,6 +114,11 @@ class MembershipInferenceProbe(Probe):
         warn_tpr_at_low_fpr: float = Field(0.01, gt=0.0, le=1.0)  # 10x chance at 0.1% FPR
         fail_tpr_at_low_fpr: float = Field(0.05, gt=0.0, le=1.0)
         examples_shown: int = Field(3, ge=0)
+
+
+    def declared_metrics(self):
+        attacks = frozenset(self.config.attacks)
+        return {name: attacks if groups is not NO_GROUP else groups for name, groups in self.metrics.items()}
 
     def run(self, ctx: ProbeContext) -> ProbeResult:
         config = self.config

@@ -9,7 +9,7 @@ from tiny_models import build_tokenizer, ours_config, save
 from audit.data.scenarios import make_calibration_scenario
 from audit.model import AuditTransformerForSequenceClassification
 from probes import base
-from probes.base import Probe, ProbeConfig, register
+from probes.base import NO_GROUP, Probe, ProbeConfig, declare, register
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +29,7 @@ class ConstantProbe(Probe):
     citation = "test probe"
     description = "mean positive probability"
     needs = frozenset({"classifier", "task"})
+    metrics = declare({"mean_positive": NO_GROUP, "seeded_draw": NO_GROUP})
 
     class Config(ProbeConfig):
         scale: float = 1.0
