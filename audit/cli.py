@@ -41,10 +41,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from audit.results import ResultsFileError
     from audit.subject import SubjectLoadError
     from audit.train.errors import TrainInputError
+    from audit.verify import VerifyInputError
     from probes.base import ProbeInputError, UnknownProbeError
 
     return (AuditConfigError, CompareError, DatasetError, OutputPathError, PolicyError, ProbeInputError,
-            ResultsFileError, SubjectLoadError, TaskDataError, TrainInputError, UnknownProbeError)
+            ResultsFileError, SubjectLoadError, TaskDataError, TrainInputError, UnknownProbeError, VerifyInputError)
 
 
 def _report_error(error: BaseException) -> None:
@@ -123,10 +124,12 @@ def run(
     probes = select_probes(audit_config)  # unknown probes and out-of-range settings fail here, before any work
     gate_policy = None
     if policy is not None:
+        from audit.digests import external_file_digest
         from audit.gate import check_rules_against_probes, load_policy
 
         gate_policy = load_policy(policy)  # validate before hours of work, not after
         check_rules_against_probes(gate_policy, probes)
+        policy_digest = external_file_digest(policy)  # the rules as read, for the manifest
     results = run_audit(audit_config, progress=_progress, command=" ".join(sys.argv), resume_from=out, fresh=fresh)
     gate_error = None
     if gate_policy is not None:
@@ -134,6 +137,7 @@ def run(
 
         try:
             results.verdicts = evaluate_policy(gate_policy, results)
+            results.manifest.policy = policy_digest
         except Exception as error:  # noqa: BLE001  (finished results are written whatever gating raised)
             gate_error = error
     written = write_run_outputs(results, out)
@@ -252,6 +256,21 @@ def compare(runs: list[Path] = typer.Argument(..., help="Two or more results.jso
     check_output_file(out)
     run_compare(runs, out)
     console.print(f"wrote {out}")
+
+
+@app.command()
+@_handles_errors
+def verify(results_json: Path = typer.Argument(..., help="A results.json written by `rai-audit run`."),
+           model: Path | None = typer.Option(None, "--model", help="The audited model's folder (else its "
+                                             "recorded path)."),
+           report_html: Path | None = typer.Option(None, "--report", help="A report.html to match with the "
+                                                   "results.")) -> None:
+    """Recompute the digests a results.json records: exit 0 all match, 1 a mismatch (named), 2 bad input."""
+    from audit.verify import verify_results
+
+    outcome = verify_results(results_json, model_dir=model, report_path=report_html)
+    typer.echo(outcome.summary())
+    raise typer.Exit(0 if outcome.ok else 1)
 
 
 @app.command("probes")

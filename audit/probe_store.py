@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ class StoredProbe:
 
     result: ProbeResult
     datasets: list[DatasetRecord]
+    dataset_files: dict[Path, str]  # path -> dataset name, for results.json's manifest
 
 
 def canonical_json(value: Any) -> str:
@@ -129,8 +130,9 @@ class ProbeResultStore:
                 return None, "stored under another key"
             result = ProbeResult.model_validate(stored["result"])
             datasets = [DatasetRecord.model_validate(record) for record in stored["datasets"]]
-            files = stored["dataset_files"]
-            if result.probe != probe.name or result.status not in REUSABLE_STATUSES or not isinstance(files, dict):
+            files, names = stored["dataset_files"], stored["dataset_names"]
+            if (result.probe != probe.name or result.status not in REUSABLE_STATUSES or not isinstance(files, dict)
+                    or not isinstance(names, dict) or set(names) != set(files)):
                 return None, "not a finished result of this probe"
         except (OSError, ValueError, KeyError, TypeError) as error:
             logger.warning("ignoring corrupt stored probe result %s: %s", path, error)
@@ -138,10 +140,11 @@ class ProbeResultStore:
         changed = [name for name, digest in files.items() if _digest_or_reason(Path(name)) != digest]
         if changed:
             return None, f"a dataset file changed since ({changed[0]})"
-        return StoredProbe(result=result, datasets=datasets), ""
+        return StoredProbe(result=result, datasets=datasets,
+                           dataset_files={Path(path): str(name) for path, name in names.items()}), ""
 
     def save(self, probe: Probe, seed: int, result: ProbeResult, *, datasets: Sequence[DatasetRecord],
-             dataset_files: Iterable[Path]) -> None:
+             dataset_files: dict[Path, str]) -> None:
         """Keep a finished result (ok or skipped); a failure to store is logged, never fatal to the audit."""
         if result.status not in REUSABLE_STATUSES:
             return
@@ -152,8 +155,8 @@ class ProbeResultStore:
             "probe": probe.name,
             "result": result.model_dump(mode="json"),
             "datasets": [record.model_dump(mode="json") for record in datasets],
-            "dataset_files": {str(path): _digest_or_reason(Path(path)) for path in sorted(set(map(str,
-                                                                                                dataset_files)))},
+            "dataset_files": {str(path): _digest_or_reason(Path(path)) for path in dataset_files},
+            "dataset_names": {str(path): name for path, name in dataset_files.items()},
         }
         try:
             write_atomic(self._path(key), json.dumps(payload, ensure_ascii=False) + "\n")

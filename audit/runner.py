@@ -23,9 +23,10 @@ import torch
 
 from audit.config import AuditConfig, TrainRecipe
 from audit.data.task import TaskData
+from audit.digests import external_file_digest, model_folder_manifest
 from audit.model_folder import SubjectLoadError, read_json_record
 from audit.probe_store import ProbeResultStore, subject_fingerprint
-from audit.results import AuditResults, DatasetRecord, ProbeResult, RunInfo
+from audit.results import AuditResults, DatasetRecord, Manifest, ProbeResult, RunInfo, json_sha256
 from audit.subject import ModelUnderAudit
 from probes.base import Probe, ProbeContext, available_probes, derive_seed, get_probe
 
@@ -172,6 +173,7 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
 
     results: list[ProbeResult] = []
     datasets: dict[str, DatasetRecord] = {}
+    dataset_files: dict[Path, str] = {}
     for record in (resolved.task.provenance if resolved.task else []):
         try:
             dataset = DatasetRecord.model_validate(record)
@@ -186,6 +188,8 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
             progress(f"probe {probe.name}: reused the result stored before an interruption")
             results.append(stored.result)
             datasets.update((record.sha256 + record.name, record) for record in stored.datasets)
+            for path, name in stored.dataset_files.items():
+                dataset_files.setdefault(path, name)
             continue
         progress(f"probe {probe.name}" + (f" (stored result not reused: {not_reused})" if not_reused else ""))
         context = ProbeContext(
@@ -203,6 +207,8 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
             datasets[record.sha256 + record.name] = record
         if store is not None:
             store.save(probe, seed, results[-1], datasets=context.datasets_used, dataset_files=context.dataset_files)
+        for path, name in context.dataset_files.items():
+            dataset_files.setdefault(path, name)
 
     subject_info = subject.info()
     subject_info.model_card.update(_model_card_extras(config, resolved))
@@ -223,6 +229,22 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
         datasets=sorted(datasets.values(), key=lambda record: record.name),
         config=config_as_run,
         probes=results,
+        manifest=_manifest(config_as_run, subject, resolved, dataset_files),
+    )
+
+
+def _manifest(config_as_run: dict[str, Any], subject: ModelUnderAudit, resolved: ResolvedSubject,
+              dataset_files: dict[Path, str]) -> Manifest:
+    """Digests of every model folder and dataset file the audit read and of the config (see audit.verify)."""
+    folders = [(subject.path, "subject")]
+    if subject.mlm_path is not None:
+        folders.append((subject.mlm_path, "mlm"))
+    if resolved.pretrained_dir is not None and resolved.pretrained_dir.is_dir():
+        folders.append((resolved.pretrained_dir, "pretrained"))
+    return Manifest(
+        config_sha256=json_sha256(json.loads(json.dumps(config_as_run))),  # as a reader parses it back
+        models=model_folder_manifest(folders),
+        dataset_files=[external_file_digest(path, dataset=name) for path, name in sorted(dataset_files.items())],
     )
 
 

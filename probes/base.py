@@ -103,7 +103,9 @@ class ProbeContext:
     data_dir: Path | None = None
     progress: Callable[[str], None] = lambda message: None
     datasets_used: list[DatasetRecord] = field(default_factory=list)
-    dataset_files: list[Path] = field(default_factory=list)  # what was read, so a stored result can be checked
+    # Local files each loaded dataset was read from (path -> dataset name): results.json's manifest lists their
+    # digests, and a stored probe result (audit.probe_store) is reused only while they are unchanged.
+    dataset_files: dict[Path, str] = field(default_factory=dict)
     rng: np.random.Generator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -116,7 +118,8 @@ class ProbeContext:
         loaded = load_dataset(name, data_dir=self.data_dir, **options)
         if all(record.sha256 != loaded.record.sha256 for record in self.datasets_used):
             self.datasets_used.append(loaded.record)
-        self.dataset_files.extend(loaded.files.values())
+        for path in loaded.files.values():
+            self.dataset_files.setdefault(Path(path), loaded.record.name)
         return loaded
 
     def torch_generator(self):
