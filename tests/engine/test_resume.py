@@ -78,9 +78,11 @@ def write_plugin(folder: Path) -> None:
 
 def start_run(config: Path, out: Path, plugin_dir: Path, log: Path) -> subprocess.Popen:
     python_path = os.pathsep.join([str(REPO), str(Path(resume_probes.__file__).parent), str(plugin_dir)])
+    # The same working folder as this process: a relative RAI_AUDIT_DATA_DIR (as CI sets it) must name the same
+    # data directory in both runs, or the stored results are rightly not reused.
     environment = {**os.environ, "PYTHONPATH": python_path, LOG_ENV: str(log)}
     return subprocess.Popen([sys.executable, "-m", "audit", "run", str(config), "--out", str(out)],
-                            cwd=out.parent, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=Path.cwd(), env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
 
