@@ -37,10 +37,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from audit.results import ResultsFileError
     from audit.subject import SubjectLoadError
     from audit.train.errors import TrainInputError
+    from audit.verify import VerifyInputError
     from probes.base import ProbeInputError, UnknownProbeError
 
     return (AuditConfigError, CompareError, DatasetError, PolicyError, ProbeInputError, ResultsFileError,
-            SubjectLoadError, TaskDataError, TrainInputError, UnknownProbeError)
+            SubjectLoadError, TaskDataError, TrainInputError, UnknownProbeError, VerifyInputError)
 
 
 def _handles_errors(command: Callable) -> Callable:
@@ -103,15 +104,18 @@ def run(
         raise AuditConfigError(f"--out {out}: exists and is not a folder; expected an output folder")
     gate_policy = None
     if policy is not None:
+        from audit.digests import external_file_digest
         from audit.gate import load_policy
 
         gate_policy = load_policy(policy)  # validate before hours of work, not after
+        policy_digest = external_file_digest(policy)  # the rules as read, for the manifest
     results = run_audit(audit_config, progress=_progress, command=" ".join(sys.argv))
     exit_code = 0
     if gate_policy is not None:
         from audit.gate import evaluate_policy
 
         results.verdicts = evaluate_policy(gate_policy, results)
+        results.manifest.policy = policy_digest
         exit_code = 1 if any(not v.passed and v.severity == "fail" for v in results.verdicts) else 0
     written = write_run_outputs(results, out)
     _print_probe_table(results)
@@ -197,6 +201,21 @@ def compare(runs: list[Path] = typer.Argument(..., help="Two or more results.jso
 
     run_compare(runs, out)
     console.print(f"wrote {out}")
+
+
+@app.command()
+@_handles_errors
+def verify(results_json: Path = typer.Argument(..., help="A results.json written by `rai-audit run`."),
+           model: Path | None = typer.Option(None, "--model", help="The audited model's folder (else its "
+                                             "recorded path)."),
+           report_html: Path | None = typer.Option(None, "--report", help="A report.html to match with the "
+                                                   "results.")) -> None:
+    """Recompute the digests a results.json records: exit 0 all match, 1 a mismatch (named), 2 bad input."""
+    from audit.verify import verify_results
+
+    outcome = verify_results(results_json, model_dir=model, report_path=report_html)
+    typer.echo(outcome.summary())
+    raise typer.Exit(0 if outcome.ok else 1)
 
 
 @app.command("probes")

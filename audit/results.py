@@ -7,6 +7,7 @@ Everything a report, a gate or a comparison needs is here, so that `reports/` an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -14,7 +15,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SCHEMA_VERSION = "1.0"
+# 1.1 added ``manifest`` and ``results_sha256`` (tamper evidence, see ``content_sha256``); both are optional so
+# that 1.0 files, which lack them, still load. Every file this version writes has both.
+SCHEMA_VERSION = "1.1"
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1")
+SELF_DIGEST_FIELD = "results_sha256"
 
 Family = Literal["bias", "fairness", "privacy", "attribution"]
 ProbeStatus = Literal["ok", "error", "skipped"]
@@ -185,8 +190,83 @@ class Verdict(_Strict):
     ci_high: float | None = None
 
 
+class FileDigest(_Strict):
+    """One file inside a model folder: its name relative to the folder, sha256 of its bytes, size in bytes."""
+
+    name: str
+    sha256: str
+    bytes: int
+
+
+class ModelFolderDigests(_Strict):
+    """Every file of a model folder the audit used, as it was when the audit ran.
+
+    ``roles``: "subject" (the audited model), "mlm" (the masked-LM side model), "pretrained" (the model the
+    classifier was fine-tuned from, used for shadow/reference models); one folder may play several roles.
+    ``files`` are the regular files at the top of the folder (weights, config, tokenizer files, our training
+    records and task data), hidden files excepted, sorted by name; sub-folders are not read when loading and are
+    left out.
+    """
+
+    roles: list[str]
+    path: str
+    files: list[FileDigest]
+
+
+class ExternalFileDigest(_Strict):
+    """A file read from outside the model folders (a dataset file, the policy), by its absolute path."""
+
+    path: str
+    sha256: str
+    bytes: int
+    dataset: str | None = None
+
+
+class Manifest(_Strict):
+    """sha256 digests of everything an audit read, so that ``rai-audit verify`` can recompute them.
+
+    ``config_sha256`` is ``json_sha256`` of ``results.config`` (the config as run); ``policy`` is the policy file
+    that gated the run (``run --policy``), None otherwise. Datasets loaded from the hub have no local file and
+    appear only in ``results.datasets``.
+    """
+
+    algorithm: Literal["sha256"] = "sha256"
+    config_sha256: str
+    models: list[ModelFolderDigests] = Field(default_factory=list)
+    dataset_files: list[ExternalFileDigest] = Field(default_factory=list)
+    policy: ExternalFileDigest | None = None
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical serialisation digests are taken of: ``json.dumps`` with sorted keys, no whitespace
+    (separators ``,`` and ``:``), non-ASCII characters as themselves, NaN/Infinity refused (``allow_nan=False``,
+    they are not JSON), encoded as UTF-8 (a lone surrogate, which a JSON ``\\u`` escape can produce, encoded as
+    by Python's ``surrogatepass``)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def json_sha256(value: Any) -> str:
+    """Hex sha256 of ``canonical_json(value)``."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def content_sha256(document: dict[str, Any]) -> str:
+    """The self-digest of a results document (the fingerprint).
+
+    Canonical content: the results.json document as parsed JSON (a dict), with its top-level key
+    ``results_sha256`` removed, serialised by ``canonical_json``. So whitespace, indentation and key order of the
+    file do not matter; any change of a value, key or array order does.
+    """
+    return json_sha256({key: value for key, value in document.items() if key != SELF_DIGEST_FIELD})
+
+
 class AuditResults(_Strict):
-    """The whole of ``results.json``."""
+    """The whole of ``results.json``.
+
+    ``manifest`` and ``results_sha256`` (the self-digest, see ``content_sha256``) are filled when the results are
+    written (``to_json``); they are None only in results read from schema 1.0 files.
+    """
 
     schema_version: str = SCHEMA_VERSION
     run: RunInfo
@@ -195,6 +275,8 @@ class AuditResults(_Strict):
     config: dict[str, Any] = Field(default_factory=dict)
     probes: list[ProbeResult] = Field(default_factory=list)
     verdicts: list[Verdict] = Field(default_factory=list)
+    manifest: Manifest | None = None
+    results_sha256: str | None = None
 
     def probe(self, name: str) -> ProbeResult:
         for result in self.probes:
@@ -202,8 +284,24 @@ class AuditResults(_Strict):
                 return result
         raise KeyError(f"results have no probe {name!r}")
 
+    def json_document(self) -> dict[str, Any]:
+        """The results as the JSON document ``to_json`` writes, without the self-digest.
+
+        Round-tripped through JSON text so that it equals what a reader parses back (e.g. non-string keys of
+        free-form dicts become strings), which the fingerprint is defined on.
+        """
+        payload = self.model_dump(mode="json", exclude={SELF_DIGEST_FIELD})
+        return json.loads(json.dumps(payload, ensure_ascii=False))
+
+    def fingerprint(self) -> str:
+        """The self-digest of these results (``content_sha256``), whatever ``results_sha256`` holds."""
+        return content_sha256(self.json_document())
+
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+        """results.json text, sealed: ``results_sha256`` is the fingerprint of the content written."""
+        document = self.json_document()
+        document[SELF_DIGEST_FIELD] = content_sha256(document)
+        return json.dumps(document, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 
 
 class ResultsFileError(ValueError):
@@ -222,10 +320,10 @@ def load_results(path: str | Path) -> AuditResults:
     if not isinstance(payload, dict):
         raise ResultsFileError(f"{path}: expected a JSON object at the top level")
     version = payload.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMA_VERSIONS:
         raise ResultsFileError(
-            f"{path}: schema_version {version!r} is not supported; this rai-audit reads {SCHEMA_VERSION!r} "
-            "(re-run the audit with this version)"
+            f"{path}: schema_version {version!r} is not supported; this rai-audit reads "
+            f"{', '.join(map(repr, READABLE_SCHEMA_VERSIONS))} (re-run the audit with this version)"
         )
     try:
         return AuditResults.model_validate(payload)

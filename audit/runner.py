@@ -23,7 +23,8 @@ import torch
 
 from audit.config import AuditConfig, TrainRecipe
 from audit.data.task import TaskData
-from audit.results import AuditResults, DatasetRecord, ProbeResult, RunInfo
+from audit.digests import external_file_digest, model_folder_manifest
+from audit.results import AuditResults, DatasetRecord, Manifest, ProbeResult, RunInfo, json_sha256
 from audit.subject import ModelUnderAudit
 from probes.base import Probe, ProbeContext, available_probes, derive_seed, get_probe
 
@@ -152,6 +153,7 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
 
     results: list[ProbeResult] = []
     datasets: dict[str, DatasetRecord] = {}
+    dataset_files: dict[Path, str] = {}
     for record in (resolved.task.provenance if resolved.task else []):
         try:
             dataset = DatasetRecord.model_validate(record)
@@ -173,6 +175,8 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
         results.append(probe.execute(context))
         for record in context.datasets_used:
             datasets[record.sha256 + record.name] = record
+        for path, name in context.dataset_files.items():
+            dataset_files.setdefault(path, name)
 
     subject_info = subject.info()
     subject_info.model_card.update(_model_card_extras(config, resolved))
@@ -193,6 +197,22 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
         datasets=sorted(datasets.values(), key=lambda record: record.name),
         config=config_as_run,
         probes=results,
+        manifest=_manifest(config_as_run, subject, resolved, dataset_files),
+    )
+
+
+def _manifest(config_as_run: dict[str, Any], subject: ModelUnderAudit, resolved: ResolvedSubject,
+              dataset_files: dict[Path, str]) -> Manifest:
+    """Digests of every model folder and dataset file the audit read and of the config (see audit.verify)."""
+    folders = [(subject.path, "subject")]
+    if subject.mlm_path is not None:
+        folders.append((subject.mlm_path, "mlm"))
+    if resolved.pretrained_dir is not None and resolved.pretrained_dir.is_dir():
+        folders.append((resolved.pretrained_dir, "pretrained"))
+    return Manifest(
+        config_sha256=json_sha256(json.loads(json.dumps(config_as_run))),  # as a reader parses it back
+        models=model_folder_manifest(folders),
+        dataset_files=[external_file_digest(path, dataset=name) for path, name in sorted(dataset_files.items())],
     )
 
 

@@ -71,6 +71,8 @@ class ProbeContext:
     data_dir: Path | None = None
     progress: Callable[[str], None] = lambda message: None
     datasets_used: list[DatasetRecord] = field(default_factory=list)
+    # Local files each loaded dataset was read from (path -> dataset name), for results.json's manifest.
+    dataset_files: dict[Path, str] = field(default_factory=dict)
     rng: np.random.Generator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +85,8 @@ class ProbeContext:
         loaded = load_dataset(name, data_dir=self.data_dir, **options)
         if all(record.sha256 != loaded.record.sha256 for record in self.datasets_used):
             self.datasets_used.append(loaded.record)
+        for path in loaded.files.values():
+            self.dataset_files.setdefault(Path(path), loaded.record.name)
         return loaded
 
     def torch_generator(self):

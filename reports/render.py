@@ -150,6 +150,7 @@ def render_html(results: AuditResults) -> str:
         summary=_summary(results),
         families=families,
         card=results.subject.model_card,
+        fingerprint=results.fingerprint(),  # embedded so that a report can be matched with its results
     )
 
 
