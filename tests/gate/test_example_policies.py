@@ -7,10 +7,10 @@ ones the probes write, not ones a test copied from the policy.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 from tiny_models import build_tokenizer, ours_config, save
 from typer.testing import CliRunner
