@@ -54,8 +54,10 @@ def _handles_errors(command: Callable) -> Callable:
         except _user_errors() as error:
             if _state["debug"]:
                 raise
+            from audit.terminal import printable
+
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            typer.echo(f"error: {message}", err=True)
+            typer.echo(f"error: {printable(message)}", err=True)  # messages may quote results or policy text
             raise typer.Exit(2) from None
 
     return wrapper
@@ -76,6 +78,14 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and
 
 def _progress(message: str) -> None:
     console.print(f"[dim]·[/dim] {message}")
+
+
+def _wrote(path: Path) -> None:
+    from rich.markup import escape
+
+    from audit.terminal import printable
+
+    console.print(f"wrote {escape(printable(path))}")
 
 
 def _data_dir_option() -> Path | None:
@@ -120,7 +130,7 @@ def run(
     written = write_run_outputs(results, out)
     _print_probe_table(results)
     for path in written.values():
-        console.print(f"wrote {path}")
+        _wrote(path)
     if any(result.status == "error" for result in results.probes):
         exit_code = 1
     raise typer.Exit(exit_code)
@@ -130,9 +140,14 @@ def _print_probe_table(results) -> None:
     table = Table(title="rai-audit", show_lines=False)
     for column in ("probe", "family", "status", "findings", "seconds"):
         table.add_column(column)
+    from rich.markup import escape
+
+    from audit.terminal import printable
+
     for result in results.probes:
         levels = ", ".join(sorted({finding.level for finding in result.findings})) or "-"
-        table.add_row(result.probe, result.family, result.status, levels, f"{result.duration_s:.1f}")
+        table.add_row(escape(printable(result.probe)), result.family, result.status, levels,
+                      f"{result.duration_s:.1f}")
     console.print(table)
 
 
@@ -146,7 +161,7 @@ def report(results_json: Path = typer.Argument(..., help="A results.json written
     from reports import render_html
 
     write_atomic(out, render_html(load_results(results_json)))
-    console.print(f"wrote {out}")
+    _wrote(out)
 
 
 @app.command()
@@ -161,7 +176,7 @@ def pretrain(config: str = typer.Option(..., "--config", help="Pretraining TOML,
 
     path = run_pretrain(load_pretrain_config(config), out, data_dir=data_dir, resume=resume,
                         progress=sys.stderr.isatty())
-    console.print(f"wrote {path}")
+    _wrote(path)
 
 
 @app.command()
@@ -175,7 +190,7 @@ def finetune(config: str = typer.Option(..., "--config", help="Fine-tuning TOML 
     from audit.train.finetune import run_finetune
 
     path = run_finetune(load_finetune_config(config), from_dir, out, data_dir=data_dir)
-    console.print(f"wrote {path}")
+    _wrote(path)
 
 
 @app.command()
@@ -200,7 +215,7 @@ def compare(runs: list[Path] = typer.Argument(..., help="Two or more results.jso
     from audit.compare import run_compare
 
     run_compare(runs, out)
-    console.print(f"wrote {out}")
+    _wrote(out)
 
 
 @app.command()

@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audit.results import AuditResults, Metric, ProbeResult, Verdict, load_results
+from audit.terminal import printable
 from audit.validation import describe_validation_error, read_toml_file
 
 Statistic = Literal["value", "ci_low", "ci_high"]
@@ -272,9 +273,12 @@ def _print_verdicts(verdicts: list[Verdict]) -> None:
     table = Table(title="rai-audit gate")
     for column in ("rule", "result", "metric", "observed", "bound", "message"):
         table.add_column(column)
+    def text(value: str) -> str:  # from the results or the policy: neither markup nor terminal control codes
+        return escape(printable(value))
+
     for v in verdicts:
         outcome = "[green]pass[/green]" if v.passed else ("[red]FAIL[/red]" if v.severity == "fail" else "[yellow]warn[/yellow]")
-        table.add_row(escape(v.rule), outcome, escape(f"{v.probe}/{v.metric}" + (f" [{v.group}]" if v.group else "")),
+        table.add_row(text(v.rule), outcome, text(f"{v.probe}/{v.metric}" + (f" [{v.group}]" if v.group else "")),
                       "n/a" if v.observed is None else f"{v.observed:.4g}",
-                      "n/a" if v.bound is None else f"{v.operator} {v.bound:.4g}", escape(v.message))
+                      "n/a" if v.bound is None else f"{v.operator} {v.bound:.4g}", text(v.message))
     Console(width=160).print(table)
