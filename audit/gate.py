@@ -52,8 +52,9 @@ class Rule(BaseModel):
     probe: str
     metric: str
     group: str | None = None
-    max: float | None = None
-    min: float | None = None
+    # Bounds are finite numbers: `max = nan` would fail every comparison and `inf` pass every one.
+    max: float | None = Field(None, allow_inf_nan=False)
+    min: float | None = Field(None, allow_inf_nan=False)
     statistic: Statistic | None = None
     severity: Literal["fail", "warn"] = "fail"
     no_regression: bool = False
@@ -62,6 +63,9 @@ class Rule(BaseModel):
     def _has_a_test(self) -> Rule:
         if self.max is None and self.min is None and not self.no_regression:
             raise ValueError("a rule needs max, min or no_regression = true")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min = {self.min:g} is above max = {self.max:g}; no value could pass; "
+                             "expected min <= max")
         return self
 
 
