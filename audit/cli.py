@@ -52,8 +52,10 @@ def _report_error(error: BaseException) -> None:
     """One line on stderr (after the traceback with --debug)."""
     if _state["debug"]:
         traceback.print_exception(error)
+    from audit.terminal import printable
+
     message = str(error).splitlines()[0] if str(error) else type(error).__name__
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {printable(message)}", err=True)  # messages may quote results or policy text
 
 
 def _handles_errors(command: Callable) -> Callable:
@@ -85,6 +87,14 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and
 
 def _progress(message: str) -> None:
     console.print(f"[dim]·[/dim] {message}")
+
+
+def _wrote(path: Path) -> None:
+    from rich.markup import escape
+
+    from audit.terminal import printable
+
+    console.print(f"wrote {escape(printable(path))}")
 
 
 def _data_dir_option() -> Path | None:
@@ -144,7 +154,7 @@ def run(
     remove_store(out)  # the run is complete: running it again starts afresh
     _print_probe_table(results)
     for path in written.values():
-        console.print(f"wrote {path}")
+        _wrote(path)
     if gate_error is not None:
         raise gate_error  # reported like any other error; the results above are kept
     broken = any(not v.passed and v.severity == "fail" for v in results.verdicts or [])
@@ -156,9 +166,14 @@ def _print_probe_table(results) -> None:
     table = Table(title="rai-audit", show_lines=False)
     for column in ("probe", "family", "status", "findings", "seconds"):
         table.add_column(column)
+    from rich.markup import escape
+
+    from audit.terminal import printable
+
     for result in results.probes:
         levels = ", ".join(sorted({finding.level for finding in result.findings})) or "-"
-        table.add_row(result.probe, result.family, result.status, levels, f"{result.duration_s:.1f}")
+        table.add_row(escape(printable(result.probe)), result.family, result.status, levels,
+                      f"{result.duration_s:.1f}")
     console.print(table)
 
 
@@ -173,7 +188,7 @@ def report(results_json: Path = typer.Argument(..., help="A results.json written
 
     check_output_file(out)
     write_atomic(out, render_html(load_results(results_json)))
-    console.print(f"wrote {out}")
+    _wrote(out)
 
 
 @app.command()
@@ -195,7 +210,7 @@ def pretrain(config: str = typer.Option(..., "--config", help="Pretraining TOML,
     except KeyboardInterrupt as interrupt:
         _report_error(KeyboardInterrupt(_interrupted_message(out)).with_traceback(interrupt.__traceback__))
         raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
-    console.print(f"wrote {path}")
+    _wrote(path)
 
 
 INTERRUPTED_EXIT_CODE = 130  # the shell's code for a command ended by SIGINT (128 + 2)
@@ -225,7 +240,7 @@ def finetune(config: str = typer.Option(..., "--config", help="Fine-tuning TOML 
 
     check_output_folder(out, staged_beside=True)
     path = run_finetune(load_finetune_config(config), from_dir, out, data_dir=data_dir)
-    console.print(f"wrote {path}")
+    _wrote(path)
 
 
 @app.command()
@@ -255,7 +270,7 @@ def compare(runs: list[Path] = typer.Argument(..., help="Two or more results.jso
 
     check_output_file(out)
     run_compare(runs, out)
-    console.print(f"wrote {out}")
+    _wrote(out)
 
 
 @app.command()

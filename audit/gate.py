@@ -36,6 +36,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audit.results import AuditResults, Metric, ProbeResult, Verdict, load_results
+from audit.terminal import printable
 from audit.validation import describe_validation_error, read_toml_file
 
 if TYPE_CHECKING:
@@ -55,8 +56,9 @@ class Rule(BaseModel):
     probe: str
     metric: str
     group: str | None = None
-    max: float | None = None
-    min: float | None = None
+    # Bounds are finite numbers: `max = nan` would fail every comparison and `inf` pass every one.
+    max: float | None = Field(None, allow_inf_nan=False)
+    min: float | None = Field(None, allow_inf_nan=False)
     statistic: Statistic | None = None
     severity: Literal["fail", "warn"] = "fail"
     no_regression: bool = False
@@ -65,6 +67,9 @@ class Rule(BaseModel):
     def _has_a_test(self) -> Rule:
         if self.max is None and self.min is None and not self.no_regression:
             raise ValueError("a rule needs max, min or no_regression = true")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min = {self.min:g} is above max = {self.max:g}; no value could pass; "
+                             "expected min <= max")
         return self
 
 
@@ -327,9 +332,12 @@ def _print_verdicts(verdicts: list[Verdict]) -> None:
     table = Table(title="rai-audit gate")
     for column in ("rule", "result", "metric", "observed", "bound", "message"):
         table.add_column(column)
+    def text(value: str) -> str:  # from the results or the policy: neither markup nor terminal control codes
+        return escape(printable(value))
+
     for v in verdicts:
         outcome = "[green]pass[/green]" if v.passed else ("[red]FAIL[/red]" if v.severity == "fail" else "[yellow]warn[/yellow]")
-        table.add_row(escape(v.rule), outcome, escape(f"{v.probe}/{v.metric}" + (f" [{v.group}]" if v.group else "")),
+        table.add_row(text(v.rule), outcome, text(f"{v.probe}/{v.metric}" + (f" [{v.group}]" if v.group else "")),
                       "n/a" if v.observed is None else f"{v.observed:.4g}",
-                      "n/a" if v.bound is None else f"{v.operator} {v.bound:.4g}", escape(v.message))
+                      "n/a" if v.bound is None else f"{v.operator} {v.bound:.4g}", text(v.message))
     Console(width=160).print(table)

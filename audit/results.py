@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from audit.figure_data import check_figure_data
 
 # 1.1 added ``manifest`` and ``results_sha256`` (tamper evidence, see ``content_sha256``); both are optional so
 # that 1.0 files, which lack them, still load. Every file this version writes has both.
@@ -31,13 +34,34 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _finite_or_none(value: float | None) -> float | None:
+def _finite_or_none(value: float | None, info: ValidationInfo) -> float | None:
     """JSON has no NaN/inf: an undefined number must be None with a reason, never a silent NaN."""
     if value is None:
         return None
     value = float(value)
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError("metric values must be finite; use value=None with undefined_reason instead")
+    if not math.isfinite(value):
+        name = info.data.get("name", "?")
+        raise ValueError(f"metric {name!r} {info.field_name} is {value} (not finite): the computation gave NaN or "
+                         "infinity; an undefined metric is value=None with undefined_reason")
+    return value
+
+
+def _is_non_finite(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) and not math.isfinite(value)
+
+
+def scrub_non_finite(value: Any, place: str, found: list[str]) -> Any:
+    """``value`` with every NaN/infinity inside it (in lists and dicts, at any depth) replaced by None, in place
+    where it can be; ``found`` gets the place of each replaced number."""
+    if _is_non_finite(value):
+        found.append(place)
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            value[key] = scrub_non_finite(item, f"{place}.{key}", found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            value[index] = scrub_non_finite(item, f"{place}[{index}]", found)
     return value
 
 
@@ -61,7 +85,7 @@ class Metric(_Strict):
     description: str = ""
 
     _check = field_validator("value", "ci_low", "ci_high", "target", "p_value")(
-        lambda cls, v: _finite_or_none(v)
+        lambda cls, v, info: _finite_or_none(v, info)
     )
 
 
@@ -94,6 +118,11 @@ class Figure(_Strict):
     y_label: str = ""
     log_scale: bool = False
     caption: str = ""
+
+    @model_validator(mode="after")
+    def _data_fits_kind(self) -> Figure:
+        check_figure_data(self.kind, self.data, figure=self.name)
+        return self
 
 
 class Example(_Strict):
@@ -131,9 +160,28 @@ class ProbeResult(_Strict):
     per_example: dict[str, list[Cell]] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
     datasets: list[str] = Field(default_factory=list)
-    duration_s: float = 0.0
+    duration_s: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     description: str = ""
     how_to_read: str = ""
+
+    @model_validator(mode="after")
+    def _no_silent_non_finite(self) -> ProbeResult:
+        """NaN/infinity in tables, figures, examples or per-example values become empty values, and a warning
+        says where: the numbers a probe computed were not all finite (e.g. a model with NaN weights)."""
+        found: list[str] = []
+        for table in self.tables:
+            scrub_non_finite(table.rows, f"table {table.name!r}", found)
+        for figure in self.figures:
+            scrub_non_finite(figure.data, f"figure {figure.name!r}", found)
+        for example in self.examples:
+            scrub_non_finite(example.fields, f"example {example.title!r}", found)
+        scrub_non_finite(self.per_example, "per_example", found)
+        scrub_non_finite(self.config, "config", found)
+        if found:
+            shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+            self.warnings.append(f"{len(found)} computed value(s) were not finite (NaN or infinity) and are left "
+                                 f"empty: {shown}; check the model's weights and outputs")
+        return self
 
     def metric(self, name: str, group: str | None = None) -> Metric:
         for metric in self.metrics:
@@ -152,7 +200,7 @@ class DatasetRecord(_Strict):
 class RunInfo(_Strict):
     id: str
     started: str
-    duration_s: float
+    duration_s: float = Field(ge=0.0, allow_inf_nan=False)
     seed: int
     threads: int
     package_versions: dict[str, str]
@@ -180,14 +228,14 @@ class Verdict(_Strict):
     metric: str
     group: str | None = None
     statistic: str
-    observed: float | None
-    bound: float | None
+    observed: float | None = Field(allow_inf_nan=False)
+    bound: float | None = Field(allow_inf_nan=False)
     operator: Literal["<=", ">=", "no-regression"]
     severity: Literal["fail", "warn"]
     passed: bool
     message: str
-    ci_low: float | None = None
-    ci_high: float | None = None
+    ci_low: float | None = Field(None, allow_inf_nan=False)
+    ci_high: float | None = Field(None, allow_inf_nan=False)
 
 
 class FileDigest(_Strict):
@@ -297,26 +345,45 @@ class AuditResults(_Strict):
         """The self-digest of these results (``content_sha256``), whatever ``results_sha256`` holds."""
         return content_sha256(self.json_document())
 
+    @model_validator(mode="after")
+    def _no_non_finite_records(self) -> AuditResults:
+        """Free-form records (the config as run, the model card) hold no NaN/infinity: JSON has none."""
+        found: list[str] = []
+        scrub_non_finite(self.config, "config", found)
+        scrub_non_finite(self.subject.model_card, "model_card", found)
+        return self
+
     def to_json(self) -> str:
         """results.json text, sealed: ``results_sha256`` is the fingerprint of the content written."""
         document = self.json_document()
         document[SELF_DIGEST_FIELD] = content_sha256(document)
-        return json.dumps(document, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+        # strict JSON: a NaN or infinity that reached here is a bug, raised rather than written as bare NaN
+        return json.dumps(document, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 class ResultsFileError(ValueError):
     """A results.json that cannot be read: not JSON, another schema version, or not matching the schema."""
 
 
+def _refuse_non_finite(constant: str) -> None:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def load_results(path: str | Path) -> AuditResults:
     """Read and validate a results.json; raise ResultsFileError with a one-line reason."""
     path = Path(path)
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        payload = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_non_finite)
     except FileNotFoundError:
         raise ResultsFileError(f"{path}: file not found; expected a results.json written by `rai-audit run`")
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ResultsFileError(f"{path}: not valid JSON ({error}); expected a results.json")
+    except IsADirectoryError:
+        raise ResultsFileError(f"{path}: is a folder; expected a results.json file") from None
+    except OSError as error:
+        raise ResultsFileError(f"{path}: cannot be read ({error.strerror}); expected a results.json file") from None
+    except RecursionError:
+        raise ResultsFileError(f"{path}: JSON nested too deeply; expected a results.json") from None
+    except (UnicodeDecodeError, ValueError) as error:  # JSONDecodeError is a ValueError, as are NaN/Infinity
+        raise ResultsFileError(f"{path}: not valid JSON ({error}); expected a results.json") from None
     if not isinstance(payload, dict):
         raise ResultsFileError(f"{path}: expected a JSON object at the top level")
     version = payload.get("schema_version")
@@ -327,9 +394,11 @@ def load_results(path: str | Path) -> AuditResults:
         )
     try:
         return AuditResults.model_validate(payload)
+    except RecursionError:
+        raise ResultsFileError(f"{path}: nested too deeply; expected a results.json") from None
     except ValueError as error:
         first = str(error).splitlines()
-        raise ResultsFileError(f"{path}: does not match the results schema: {' '.join(first[:3])}")
+        raise ResultsFileError(f"{path}: does not match the results schema: {' '.join(first[:3])}") from None
 
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "results.schema.json"

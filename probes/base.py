@@ -232,7 +232,7 @@ class Probe:
                 result = self.new_result(status="skipped", message=str(reason))
             except Exception as error:  # isolate: one failing probe must not stop the audit
                 logger.exception("probe %s failed", self.name)
-                result = self.new_result(status="error", message=f"{type(error).__name__}: {error}")
+                result = self.new_result(status="error", message=_error_message(error))
         result.duration_s = round(time.perf_counter() - started, 3)
         result.datasets = sorted({record.name for record in ctx.datasets_used} | set(result.datasets))
         self._check_declarations(result)
@@ -246,6 +246,13 @@ class Probe:
         if os.environ.get(CHECK_DECLARATIONS_ENV):
             raise UndeclaredMetricError(message)
         logger.warning("%s; policy rules naming them are checked only after the run", message)
+
+
+def _error_message(error: Exception) -> str:
+    """One line for a failed probe; a result the probe could not build (e.g. a NaN metric) names the problem."""
+    if isinstance(error, ValidationError):
+        return f"invalid result: {error.errors()[0]['msg'].removeprefix('Value error, ')}"
+    return f"{type(error).__name__}: {error}"
 
 
 _REGISTRY: dict[str, type[Probe]] = {}

@@ -1,7 +1,8 @@
 """Charts for the report: matplotlib figures serialised to inline SVG.
 
 Charts are drawn from ``Figure`` data (never stored as images). Text in the SVG is written by matplotlib's SVG
-writer, which escapes XML special characters, so group names and labels cannot become markup. Output is made
+writer, which escapes XML special characters, and math text ("$...$") is switched off, so group names and labels
+cannot become markup of either kind. Output is made
 deterministic (fixed hash salt, no date metadata) so the same results render to the same HTML.
 """
 
@@ -18,15 +19,17 @@ from matplotlib.figure import Figure as MplFigure
 
 from audit.results import Figure
 
-matplotlib.rcParams.update(
-    {
-        "svg.fonttype": "none",  # keep text as text: smaller files, selectable, escaped by the writer
-        "svg.hashsalt": "rai-audit",  # deterministic element ids
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-    }
-)
+# Applied while each chart is drawn and saved (not set globally, so nothing else can undo it).
+_STYLE = {
+    "svg.fonttype": "none",  # keep text as text: smaller files, selectable, escaped by the writer
+    # Labels are text, never markup: a group named "$\\frac{1}{0}$" is shown as written, not parsed as math
+    # (mathtext would fail on it and take the whole report down).
+    "text.parse_math": False,
+    "svg.hashsalt": "rai-audit",  # deterministic element ids
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
 _PALETTE = ["#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b83280", "#4a5568"]
 
@@ -99,8 +102,9 @@ def line_chart(figure: Figure) -> str:
 
 def render_chart(figure: Figure) -> str | None:
     """Inline SVG for a bar/line/roc figure; None for kinds drawn in HTML (token heatmaps)."""
-    if figure.kind == "bar":
-        return bar_chart(figure)
-    if figure.kind in ("line", "roc"):
-        return line_chart(figure)
+    with matplotlib.rc_context(_STYLE):
+        if figure.kind == "bar":
+            return bar_chart(figure)
+        if figure.kind in ("line", "roc"):
+            return line_chart(figure)
     return None

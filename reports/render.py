@@ -74,12 +74,12 @@ def _direction(metric: Metric) -> str:
 
 def _token_heatmap(item: dict[str, Any]) -> list[dict[str, Any]]:
     """Token cells with a background colour: blue for evidence for the prediction, red against, by size."""
-    scores = [float(score) for score in item["scores"]]
-    scale = max((abs(score) for score in scores), default=0.0) or 1.0
+    scores = [None if score is None else float(score) for score in item["scores"]]
+    scale = max((abs(score) for score in scores if score is not None), default=0.0) or 1.0
     cells = []
     for token, score in zip(item["tokens"], scores):
-        strength = min(1.0, abs(score) / scale)
-        rgb = "43,108,176" if score >= 0 else "197,48,48"
+        strength = 0.0 if score is None else min(1.0, abs(score) / scale)  # no score: no colour
+        rgb = "43,108,176" if score is None or score >= 0 else "197,48,48"
         cells.append({"text": str(token), "score": score, "style": f"background: rgba({rgb},{strength:.2f})"})
     return cells
 

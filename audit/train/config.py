@@ -28,7 +28,8 @@ DIGITS = [str(digit) for digit in range(10)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `learning_rate = inf` (or nan) must fail here, not train a model of NaNs
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # ----------------------------------------------------------------------------------------------- pretraining

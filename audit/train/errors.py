@@ -5,6 +5,8 @@ The CLI catches ``TrainInputError`` (and its subclasses) and prints the message 
 
 from __future__ import annotations
 
+import math
+
 
 class TrainInputError(ValueError):
     """Bad input to pretraining or fine-tuning (a config, a corpus, a dataset or a model directory)."""
@@ -24,3 +26,18 @@ class CheckpointError(TrainInputError):
 
 class FinetuneDataError(TrainInputError):
     """The fine-tuning dataset lacks a column, has a single class or cannot be split."""
+
+
+class NonFiniteLossError(TrainInputError):
+    """The training loss became NaN or infinite: the weights are lost (a learning rate far too large, or data or
+    starting weights that are not finite). Training stops rather than save a model of NaNs."""
+
+
+def finite_loss(loss: float, *, stage: str, step: int, learning_rate: float) -> float:
+    """``loss`` when it is finite; NonFiniteLossError naming the step and the learning rate otherwise."""
+    if not math.isfinite(loss):
+        raise NonFiniteLossError(
+            f"{stage} stopped at step {step}: the loss is {loss} (not finite), so the weights are no longer numbers; "
+            f"expected a smaller learning_rate (now {learning_rate:g}) or finite input data and starting weights"
+        )
+    return loss

@@ -33,7 +33,7 @@ from audit.model_folder import load_tokenizer
 from audit.outputs import give_folder_ordinary_modes
 from audit.train.checkpoint import verify_model_dir
 from audit.train.config import FinetuneConfig, FinetuneDataSection
-from audit.train.errors import FinetuneDataError, TrainInputError
+from audit.train.errors import FinetuneDataError, TrainInputError, finite_loss
 from audit.train.masking import _mix, step_generator
 from audit.train.precision import resolved_precision, use_bf16
 from audit.train.pretrain import work_dir_for
@@ -149,13 +149,15 @@ def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, valid
                 group["lr"] = rate * group["lr_scale"]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss = model(input_ids, attention_mask=attention_mask, labels=train_labels[chosen]).loss
+            step_loss = finite_loss(float(loss.detach()), stage="fine-tuning", step=step + 1,
+                                    learning_rate=config.learning_rate)
             loss.backward()
             if config.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            window_loss += float(loss.detach())
+            window_loss += step_loss
             window_steps += 1
             if batch_index + 1 not in eval_points:
                 continue

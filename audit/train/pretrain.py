@@ -33,7 +33,7 @@ from audit.train.canaries import CanaryManifest, check_tokenizer, draw_canaries,
 from audit.train.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
 from audit.train.config import PretrainConfig, PretrainTrainSection
 from audit.train.corpus import PackedSequences, load_corpus, pack, split_heldout
-from audit.train.errors import CheckpointError, TrainInputError
+from audit.train.errors import CheckpointError, TrainInputError, finite_loss
 from audit.train.masking import IGNORE_INDEX, _mix, mask_tokens, step_generator
 from audit.train.precision import resolved_precision, use_bf16
 from audit.train.tokenizer import train_tokenizer
@@ -276,6 +276,8 @@ class _MLMTrainer:
                 masked, labels = self._mask(input_ids, step_generator(train.seed, step, stream=_STREAM_MASK))
                 with self._autocast():
                     loss = self.model(masked, attention_mask=attention_mask, labels=labels).loss
+                step_loss = finite_loss(float(loss.detach()), stage="pretraining", step=step + 1,
+                                        learning_rate=train.learning_rate)
                 loss.backward()
                 if train.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
@@ -284,7 +286,7 @@ class _MLMTrainer:
                 step += 1
                 batch_tokens = int(attention_mask.sum())
                 tokens_seen += batch_tokens
-                window_loss += float(loss.detach())
+                window_loss += step_loss
                 window_steps += 1
                 window_tokens += batch_tokens
 
