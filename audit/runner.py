@@ -339,10 +339,11 @@ def _git_sha() -> str | None:
 
 
 def _hardware() -> dict[str, str]:
-    from audit.train.precision import cpu_has_bf16_units, cpu_model_name
+    from audit.train.precision import cpu_has_bf16_units, cpu_model_name, cpu_vector_isa
 
     hardware = {"platform": platform.platform(), "processor": platform.machine(), "cpus": str(os.cpu_count()),
-                "cpu_model": cpu_model_name(), "bf16_units": "yes" if cpu_has_bf16_units() else "no"}
+                "cpu_model": cpu_model_name(), "vector_isa": cpu_vector_isa(),
+                "bf16_units": "yes" if cpu_has_bf16_units() else "no"}
     if torch.cuda.is_available():
         hardware["gpu"] = torch.cuda.get_device_name(0)
     return hardware

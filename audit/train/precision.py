@@ -48,6 +48,12 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_vector_isa() -> str:
+    """The widest vector instruction set torch's CPU kernels use here (e.g. "AVX2", "AVX512"): kernels differ by it,
+    and so does fp32 rounding in their last bits."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
 if __name__ == "__main__":  # what CI logs print: which arithmetic this machine's training runs in
-    print(f"CPU: {cpu_model_name()}; bf16 units: {'yes' if cpu_has_bf16_units() else 'no'}; "
-          f"training precision on 'auto': {resolved_precision('auto')}")
+    print(f"CPU: {cpu_model_name()}; vector ISA: {cpu_vector_isa()}; bf16 units: "
+          f"{'yes' if cpu_has_bf16_units() else 'no'}; training precision on 'auto': {resolved_precision('auto')}")
