@@ -5,9 +5,8 @@ then rename), so a kill leaves whole files or none. The key is the sha256 of the
 probe's result depends on:
 
 - the probe: name, version, settings (as validated) and its derived seed;
-- the subject: the sha256 of its weights (and of the masked-LM's), the digests of the other files in the model
-  folders (config, tokenizer, ``task.json`` and its examples, ``finetune.json``), of the pretrained checkpoint the
-  classifier came from (shadow models start from it) and of the canary manifest;
+- the subject: the digests of every file in the model folders it came from (subject, masked-LM, the pretrained
+  checkpoint shadow models start from), as results.json's manifest records them, and of the canary manifest;
 - the run: the data directory in effect, torch's thread count, the device, the package versions and git commit.
 
 A stored file also lists the dataset files the probe read, with their sha256; it is reused only when each still
@@ -22,7 +21,6 @@ run's outputs are written the store is removed, so running again after a complet
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -31,12 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audit.data.loaders import file_sha256
+from audit.digests import file_sha256
 from audit.outputs import write_atomic
-from audit.results import DatasetRecord, ProbeResult
+from audit.results import DatasetRecord, ProbeResult, json_sha256
 
 if TYPE_CHECKING:
-    from audit.subject import ModelUnderAudit
     from probes.base import Probe
 
 logger = logging.getLogger(__name__)
@@ -55,48 +52,11 @@ class StoredProbe:
     dataset_files: dict[Path, str]  # path -> dataset name, for results.json's manifest
 
 
-def canonical_json(value: Any) -> str:
-    """One text per value: sorted keys, no whitespace, so equal settings give equal keys."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
-
-
-def _digest_or_reason(path: Path) -> str:
+def file_digest_or_reason(path: Path) -> str:
     try:
-        return file_sha256(path)
+        return file_sha256(path)[0]
     except OSError as error:  # an unreadable file still keys something: its absence of content
         return f"unreadable: {type(error).__name__}"
-
-
-def folder_digests(folder: Path, *, include_weights: bool) -> dict[str, str]:
-    """sha256 of each file directly inside ``folder`` (not sub-folders such as training checkpoints).
-
-    Weight files are left out when the subject's weights digest already covers them.
-    """
-    digests = {}
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or (not include_weights and path.name.endswith(".safetensors")):
-            continue
-        digests[path.name] = _digest_or_reason(path)
-    return digests
-
-
-def subject_fingerprint(subject: ModelUnderAudit, *, pretrained_dir: Path | None,
-                        canary_manifest: Path | None) -> dict[str, Any]:
-    """What identifies the subject for a probe: weights, model folders, pretrained checkpoint, canaries."""
-    info = subject.info()  # cached by the subject: the weights are hashed once per run
-    mlm_card = info.model_card.get("mlm")
-    folders: dict[str, dict[str, str]] = {"model": folder_digests(subject.path, include_weights=False)}
-    if subject.mlm_path is not None:
-        folders["mlm"] = folder_digests(subject.mlm_path, include_weights=False)
-    if pretrained_dir is not None and pretrained_dir.is_dir() and pretrained_dir.resolve() not in (
-            subject.path, subject.mlm_path):
-        folders["pretrained"] = folder_digests(pretrained_dir.resolve(), include_weights=True)
-    return {
-        "weights": info.sha256,
-        "mlm_weights": mlm_card.get("sha256") if isinstance(mlm_card, dict) else None,
-        "folders": folders,
-        "canary_manifest": _digest_or_reason(canary_manifest) if canary_manifest is not None else None,
-    }
 
 
 class ProbeResultStore:
@@ -113,7 +73,7 @@ class ProbeResultStore:
             "probe": {"name": probe.name, "version": probe.version, "config": probe.config.model_dump(mode="json"),
                       "seed": seed},
         }
-        return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()
+        return json_sha256(parts)
 
     def _path(self, key: str) -> Path:
         return self.folder / f"{key}.json"
@@ -137,7 +97,7 @@ class ProbeResultStore:
         except (OSError, ValueError, KeyError, TypeError) as error:
             logger.warning("ignoring corrupt stored probe result %s: %s", path, error)
             return None, "the stored file is corrupt"
-        changed = [name for name, digest in files.items() if _digest_or_reason(Path(name)) != digest]
+        changed = [name for name, digest in files.items() if file_digest_or_reason(Path(name)) != digest]
         if changed:
             return None, f"a dataset file changed since ({changed[0]})"
         return StoredProbe(result=result, datasets=datasets,
@@ -155,7 +115,7 @@ class ProbeResultStore:
             "probe": probe.name,
             "result": result.model_dump(mode="json"),
             "datasets": [record.model_dump(mode="json") for record in datasets],
-            "dataset_files": {str(path): _digest_or_reason(Path(path)) for path in dataset_files},
+            "dataset_files": {str(path): file_digest_or_reason(Path(path)) for path in dataset_files},
             "dataset_names": {str(path): name for path, name in dataset_files.items()},
         }
         try:

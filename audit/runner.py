@@ -25,8 +25,16 @@ from audit.config import AuditConfig, TrainRecipe
 from audit.data.task import TaskData
 from audit.digests import external_file_digest, model_folder_manifest
 from audit.model_folder import SubjectLoadError, read_json_record
-from audit.probe_store import ProbeResultStore, subject_fingerprint
-from audit.results import AuditResults, DatasetRecord, Manifest, ProbeResult, RunInfo, json_sha256
+from audit.probe_store import ProbeResultStore, file_digest_or_reason
+from audit.results import (
+    AuditResults,
+    DatasetRecord,
+    Manifest,
+    ModelFolderDigests,
+    ProbeResult,
+    RunInfo,
+    json_sha256,
+)
 from audit.subject import ModelUnderAudit
 from probes.base import Probe, ProbeContext, available_probes, derive_seed, get_probe
 
@@ -170,6 +178,8 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
     resolved = resolve_subject(config, progress=progress)
     subject = ModelUnderAudit.from_pretrained(resolved.model_dir, mlm_path=resolved.mlm_dir)
     data_dir = Path(config.data_dir) if config.data_dir else None
+    # Hashed once: the manifest of results.json and the key of stored probe results both use these digests.
+    model_digests = model_folder_manifest(_model_folders(subject, resolved))
 
     results: list[ProbeResult] = []
     datasets: dict[str, DatasetRecord] = {}
@@ -180,7 +190,8 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
             datasets[dataset.sha256 + dataset.name] = dataset
         except ValueError:
             logger.warning("ignoring malformed provenance record %r", record)
-    store = _open_probe_store(config, resolved, subject, resume_from, fresh=fresh) if resume_from else None
+    store = (_open_probe_store(config, resolved, subject, model_digests, resume_from, fresh=fresh)
+             if resume_from else None)
     for probe in probes:
         seed = derive_seed(config.seed, probe.name)
         stored, not_reused = store.load(probe, seed) if store is not None else (None, "")
@@ -229,35 +240,41 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
         datasets=sorted(datasets.values(), key=lambda record: record.name),
         config=config_as_run,
         probes=results,
-        manifest=_manifest(config_as_run, subject, resolved, dataset_files),
+        manifest=_manifest(config_as_run, model_digests, dataset_files),
     )
 
 
-def _manifest(config_as_run: dict[str, Any], subject: ModelUnderAudit, resolved: ResolvedSubject,
-              dataset_files: dict[Path, str]) -> Manifest:
-    """Digests of every model folder and dataset file the audit read and of the config (see audit.verify)."""
+def _model_folders(subject: ModelUnderAudit, resolved: ResolvedSubject) -> list[tuple[Path, str]]:
+    """(folder, role) of every model folder the audit reads: the subject, its masked-LM, its pretrained encoder."""
     folders = [(subject.path, "subject")]
     if subject.mlm_path is not None:
         folders.append((subject.mlm_path, "mlm"))
     if resolved.pretrained_dir is not None and resolved.pretrained_dir.is_dir():
         folders.append((resolved.pretrained_dir, "pretrained"))
+    return folders
+
+
+def _manifest(config_as_run: dict[str, Any], model_digests: list[ModelFolderDigests],
+              dataset_files: dict[Path, str]) -> Manifest:
+    """Digests of every model folder and dataset file the audit read and of the config (see audit.verify)."""
     return Manifest(
         config_sha256=json_sha256(json.loads(json.dumps(config_as_run))),  # as a reader parses it back
-        models=model_folder_manifest(folders),
+        models=model_digests,
         dataset_files=[external_file_digest(path, dataset=name) for path, name in sorted(dataset_files.items())],
     )
 
 
-def _open_probe_store(config: AuditConfig, resolved: ResolvedSubject, subject: ModelUnderAudit, out_dir: Path,
-                      *, fresh: bool) -> ProbeResultStore:
+def _open_probe_store(config: AuditConfig, resolved: ResolvedSubject, subject: ModelUnderAudit,
+                      model_digests: list[ModelFolderDigests], out_dir: Path, *, fresh: bool) -> ProbeResultStore:
     """The output folder's store of finished probes, keyed by everything besides a probe's own settings and seed
-    that its result depends on (subject, data directory, threads, device, software, hardware)."""
+    that its result depends on (model folders, canaries, data directory, threads, device, software, hardware)."""
     from audit.data.catalog import data_dir_from_env
 
     data_dir = data_dir_from_env(config.data_dir)
     identity = {
-        "subject": subject_fingerprint(subject, pretrained_dir=resolved.pretrained_dir,
-                                       canary_manifest=resolved.canary_manifest),
+        "models": [entry.model_dump(mode="json") for entry in model_digests],
+        "canary_manifest": (file_digest_or_reason(resolved.canary_manifest)
+                            if resolved.canary_manifest is not None else None),
         "data_dir": str(data_dir.resolve()) if data_dir else None,
         "threads": torch.get_num_threads(),
         "device": str(subject.device),

@@ -39,6 +39,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from audit.digests import file_sha256
 from audit.model import AuditTransformerForMaskedLM
 from audit.model.masked_copies import MaskedCopyScorer
 from audit.model_folder import (
@@ -87,13 +88,7 @@ def minilm_path() -> Path | None:
 
 def _sha256_of_files(files: Sequence[Path]) -> str:
     """sha256 of the one weight file, or of the sorted per-shard digests when the checkpoint is sharded."""
-    digests = []
-    for path in files:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        digests.append(digest.hexdigest())
+    digests = [file_sha256(path)[0] for path in files]
     if len(digests) == 1:
         return digests[0]
     return hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()

@@ -20,6 +20,7 @@ import datasets
 import pandas as pd
 import pyarrow as pa
 
+from audit import digests
 from audit.data.errors import (
     DatasetEncodingError,
     DatasetFormatError,
@@ -46,11 +47,7 @@ def sha256_bytes(data: bytes) -> str:
 
 def file_sha256(path: str | Path) -> str:
     """Full hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return digests.file_sha256(Path(path))[0]
 
 
 def infer_format(path: Path) -> str:

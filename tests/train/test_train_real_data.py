@@ -17,7 +17,7 @@ from audit.train.canaries import load_manifest
 
 pytestmark = pytest.mark.slow
 
-SMALL_PRESET_STEPS = 800  # the fixed work whose wall time the README reports
+SMALL_PRESET_STEPS = 800  # the fixed work whose wall time benchmarks/RESULTS.md reports
 TARGET_NATS_BELOW_UNIFORM = 2.5  # same-size BertForMaskedLM reached 2.2 in 4 minutes
 TARGET_DAVIDSON_MACRO_F1 = 0.88  # TF-IDF + LR: 0.90; same-size BERT pretrained 4 min + 2 epochs: 0.906
 
