@@ -281,10 +281,11 @@ def verify(results_json: Path = typer.Argument(..., help="A results.json written
            report_html: Path | None = typer.Option(None, "--report", help="A report.html to match with the "
                                                    "results.")) -> None:
     """Recompute the digests a results.json records: exit 0 all match, 1 a mismatch (named), 2 bad input."""
+    from audit.terminal import printable
     from audit.verify import verify_results
 
     outcome = verify_results(results_json, model_dir=model, report_path=report_html)
-    typer.echo(outcome.summary())
+    typer.echo(printable(outcome.summary()))  # it quotes paths and names read from the results
     raise typer.Exit(0 if outcome.ok else 1)
 
 
