@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 Need = Literal["mlm", "classifier", "embeddings", "task", "canaries", "pretrained"]
 ENTRY_POINT_GROUP = "rai_audit.probes"
 
+# What a probe may need from the subject: one capability, or LANGUAGE_MODEL for a probe that scores text
+# with either kind of language model (masked: pseudo-log-likelihood; causal: log-likelihood).
+SUBJECT_CAPABILITIES = ("mlm", "causal-lm", "classifier", "embeddings")
+LANGUAGE_MODEL = "language-model"
+
 # A probe's metric declarations: metric name -> the groups it is written with. A frozenset lists them (None
 # in it: written without a group); FROM_DATA means the groups come from the data (bias types, group columns),
 # so any group is accepted before the run.
@@ -142,7 +147,8 @@ class Probe:
     family:      bias | fairness | privacy | attribution.
     citation:    the paper whose method the probe implements.
     description: one line for ``rai-audit probes``.
-    needs:       subject capabilities / context items required; a missing one skips the probe with the reason.
+    needs:       subject capabilities (``SUBJECT_CAPABILITIES`` or ``LANGUAGE_MODEL``) / context items required;
+                 a missing one skips the probe with the reason.
     how_to_read: plain-language guidance shown in the report.
     Config:      a ProbeConfig subclass with the settings and their defaults.
     metrics:     every metric the probe can write under any config, with its groups (see ``Groups``);
@@ -193,8 +199,10 @@ class Probe:
         missing = []
         capabilities = set(ctx.subject.capabilities) if ctx.subject is not None else set()
         for need in sorted(self.needs):
-            if need in ("mlm", "classifier", "embeddings") and need not in capabilities:
+            if need in SUBJECT_CAPABILITIES and need not in capabilities:
                 missing.append(f"the model has no {need} capability")
+            elif need == LANGUAGE_MODEL and not capabilities & {"mlm", "causal-lm"}:
+                missing.append("the model is neither a masked nor a causal language model")
             elif need == "task" and ctx.task is None:
                 missing.append("no fine-tuning data with split membership was given")
             elif need == "canaries" and ctx.canary_manifest is None:
