@@ -1,4 +1,5 @@
-"""Fine-tuning our pretrained encoder as a text classifier (Devlin et al., NAACL 2019, §4: a new head on [CLS]).
+"""Fine-tuning our pretrained transformer as a text classifier: a new head on [CLS] for an encoder (Devlin et al.,
+NAACL 2019, §4), on the last real token for a decoder (Radford et al., 2019, GPT-2); finetune.json records which.
 
 ``finetune_classifier`` is pure and in memory — the CLI and the membership probe's shadow models both call it:
 it loads the encoder from a pretrained directory with a fresh classification head, trains with AdamW (linear
@@ -364,6 +365,8 @@ def run_finetune(config: FinetuneConfig, from_dir: str | Path, out_dir: str | Pa
         recipe = {
             "recipe": config.model_dump(mode="json"),
             "pretrained_from": str(from_dir.resolve()),
+            # which language model the classifier was built on, named as the subject's capabilities are
+            "pretrained_kind": "causal-lm" if getattr(model.config, "causal", False) else "mlm",
             "precision": resolved_precision(config.precision, hidden_size=outcome.model.config.hidden_size),
             "label_names": task.label_names,
             "positive_label": task.positive_label,
