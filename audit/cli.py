@@ -193,11 +193,12 @@ def report(results_json: Path = typer.Argument(..., help="A results.json written
 
 @app.command()
 @_handles_errors
-def pretrain(config: str = typer.Option(..., "--config", help="Pretraining TOML, or a preset: tiny, small, base."),
+def pretrain(config: str = typer.Option(..., "--config", help="Pretraining TOML, or a preset: tiny, small, base, "
+                                        "tiny-causal, small-causal."),
              out: Path = typer.Option(..., "--out", help="Output model folder."),
              resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
              data_dir: Path | None = _data_dir_option()) -> None:
-    """Pretrain our transformer with masked-language modelling (after Ctrl-C, --resume continues)."""
+    """Pretrain our transformer: masked-language or next-token modelling (after Ctrl-C, --resume continues)."""
     from audit.outputs import check_output_folder
     from audit.train.config import load_pretrain_config
     from audit.train.pretrain import pretrain as run_pretrain

@@ -1,4 +1,6 @@
-"""Configuration of rai-audit's own BERT-style encoder ("rai-transformer").
+"""Configuration of rai-audit's own transformer ("rai-transformer"): a BERT-style encoder, or with ``causal=True``
+the same blocks as a GPT-style decoder (Radford et al., 2019, "Language Models are Unsupervised Multitask
+Learners").
 
 The field names follow BERT's (Devlin et al., 2019, "BERT: Pre-training of Deep Bidirectional Transformers for
 Language Understanding") so that tools written for BERT-like configs find what they expect. Written for the
@@ -15,7 +17,12 @@ class ConfigError(ValueError):
 
 
 class AuditTransformerConfig(PreTrainedConfig):
-    """Sizes and regularisation of the encoder.
+    """Sizes and regularisation of the encoder, and whether it is a decoder.
+
+    ``causal=False`` (default): bidirectional attention, masked-LM pretraining, [CLS] classification.
+    ``causal=True``: each position attends to itself and earlier positions only, next-token pretraining
+    (``AuditTransformerForCausalLM``), classification from the last real token. ``bos_token_id`` /
+    ``eos_token_id`` (standard transformers fields, optional) name the tokens a decoder's texts start and end with.
 
     The attention implementation is chosen with the standard transformers keyword ``attn_implementation``
     ("sdpa", the default and fast; or "eager", the explicit textbook path that can also return weights); it is
@@ -38,6 +45,10 @@ class AuditTransformerConfig(PreTrainedConfig):
     classifier_dropout: float | None = None
     # The MLM decoder shares its weight with the token embedding (Press & Wolf, 2017).
     tie_word_embeddings: bool = True
+    # A decoder: causal self-attention (Vaswani et al., 2017, §3.2.3), as in GPT-2.
+    causal: bool = False
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
@@ -62,8 +73,13 @@ class AuditTransformerConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"AuditTransformerConfig.{name} must be in [0, 1), got {value!r}")
-        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
-            raise ConfigError(
-                f"AuditTransformerConfig.pad_token_id ({self.pad_token_id}) must be in [0, vocab_size="
-                f"{self.vocab_size})"
-            )
+        if not isinstance(self.causal, bool):
+            raise ConfigError(f"AuditTransformerConfig.causal must be true or false, got {self.causal!r}")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or not 0 <= value < self.vocab_size):
+                raise ConfigError(
+                    f"AuditTransformerConfig.{name} ({value!r}) must be an integer in [0, vocab_size="
+                    f"{self.vocab_size}) or null"
+                )

@@ -76,7 +76,7 @@ class _BlockProducts:
     def of(cls, block: TransformerBlock) -> _BlockProducts:
         attention, feed_forward = block.attention, block.feed_forward
         return cls(
-            qkv=_Product.of(*attention.qkv_weight_and_bias()),
+            qkv=_Product.of(attention.qkv.weight, attention.qkv.bias),
             output=_Product.of(attention.output.weight, attention.output.bias),
             intermediate=_Product.of(feed_forward.intermediate.weight, feed_forward.intermediate.bias),
             feed_forward_output=_Product.of(feed_forward.output.weight, feed_forward.output.bias),
@@ -321,13 +321,13 @@ def _block_at_position(block, x: torch.Tensor, normed: torch.Tensor, rows: torch
     attention: MultiHeadSelfAttention = block.attention
     copies, _, hidden = normed.shape
     heads, head_dim = attention.num_heads, attention.head_dim
-    query = attention.query(normed[rows, position]).view(copies, heads, head_dim)  # (C, h, d_k)
-    key_weight = attention.key.weight.view(heads, head_dim, hidden)  # (h, d_k, H)
-    value_weight = attention.value.weight.view(heads, head_dim, hidden)
+    query_weight, key_weight, value_weight = attention.qkv.weight.view(3, heads, head_dim, hidden)  # (h, d_k, H)
+    query_bias, _, value_bias = attention.qkv.bias.view(3, heads, head_dim)
+    query = torch.einsum("ci,hdi->chd", normed[rows, position], query_weight) + query_bias  # (C, h, d_k)
     query_in_input_space = torch.einsum("chd,hdi->chi", query, key_weight)  # (C, h, H)
     scores = torch.bmm(query_in_input_space, normed.transpose(1, 2)) / math.sqrt(head_dim)  # (C, h, T)
     pooled = torch.bmm(torch.softmax(scores, dim=-1), normed)  # (C, h, H): attention-weighted inputs
-    context = torch.einsum("chi,hdi->chd", pooled, value_weight) + attention.value.bias.view(heads, head_dim)
+    context = torch.einsum("chi,hdi->chd", pooled, value_weight) + value_bias
     y = x[rows, position] + attention.output(context.reshape(copies, hidden))
     return y + block.feed_forward(block.feed_forward_norm(y))
 

@@ -1,4 +1,5 @@
-"""Training our transformer: WordPiece tokenizer, MLM pretraining with canaries, classifier fine-tuning.
+"""Training our transformer: WordPiece tokenizer, masked-LM or next-token pretraining with canaries, classifier
+fine-tuning.
 
 Modules: ``config`` (TOML configs and presets), ``tokenizer``, ``corpus`` (loading, held-out split, packing),
 ``masking``, ``canaries``, ``checkpoint`` (safetensors + JSON, never pickle), ``pretrain``, ``finetune``,

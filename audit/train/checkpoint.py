@@ -127,8 +127,10 @@ def verify_model_dir(directory: str | Path, *, model_type: str = "rai-transforme
         raise CheckpointError(f"{directory} has no tokenizer.json; expected the tokenizer saved beside the model")
     # Intact safetensors only, no link out of the folder, and a config within the size limits whose shapes match
     # the weights: checked before the data is loaded and anything is allocated.
-    from transformers import AutoModelForMaskedLM
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
     folder = resolved_folder(directory)
-    check_weights_fit_config(folder, load_config(folder), AutoModelForMaskedLM.from_config, safe_weight_files(folder))
+    config = load_config(folder)
+    language_model = AutoModelForCausalLM if getattr(config, "causal", False) else AutoModelForMaskedLM
+    check_weights_fit_config(folder, config, language_model.from_config, safe_weight_files(folder))
     return directory

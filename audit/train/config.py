@@ -22,7 +22,7 @@ from audit.model_size import size_problem
 from audit.train.errors import ConfigError
 from audit.validation import describe_validation_error
 
-PRETRAIN_PRESETS = ("tiny", "small", "base")
+PRETRAIN_PRESETS = ("tiny", "small", "base", "tiny-causal", "small-causal")
 FINETUNE_PRESETS = ("davidson", "scenario")
 DIGITS = [str(digit) for digit in range(10)]
 
@@ -65,10 +65,13 @@ class CorpusSection(_Strict):
     text_column: str = "text"
     max_documents: int | None = Field(None, gt=0)  # first N documents only (tests, quick runs)
     max_length: int = Field(128, ge=8)  # packed sequence length including [CLS] and [SEP]
-    heldout_fraction: float = Field(0.02, gt=0.0, lt=0.5)  # documents kept out for the held-out MLM loss
+    heldout_fraction: float = Field(0.02, gt=0.0, lt=0.5)  # documents kept out for the held-out loss
 
 
 class PretrainTrainSection(_Strict):
+    # "masked": a bidirectional encoder learns to fill in masked tokens (Devlin et al., 2019); "causal": a decoder
+    # learns to predict each next token (Radford et al., 2019, GPT-2), and can then generate and score text.
+    objective: Literal["masked", "causal"] = "masked"
     seed: int = 0
     batch_size: int = Field(64, gt=0)
     learning_rate: float = Field(1e-3, gt=0.0)
@@ -82,7 +85,7 @@ class PretrainTrainSection(_Strict):
     max_minutes: float | None = Field(None, gt=0.0)  # wall-clock budget of the training loop
     grad_clip: float | None = Field(1.0, gt=0.0)
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast when the CPU has bf16 units
-    mlm_probability: float = Field(0.15, gt=0.0, lt=1.0)
+    mlm_probability: float = Field(0.15, gt=0.0, lt=1.0)  # masked objective only
     eval_every: int = Field(100, gt=0)
     eval_sequences: int = Field(128, gt=0)
     log_every: int = Field(10, gt=0)
@@ -216,7 +219,7 @@ class FinetuneConfig(_Strict):
 
 # ----------------------------------------------------------------------------------------------- loading
 def load_pretrain_config(path_or_preset: str | Path) -> PretrainConfig:
-    """A preset name (tiny, small, base) or a TOML file path → validated PretrainConfig."""
+    """A preset name (tiny, small, base, tiny-causal, small-causal) or a TOML file path → validated PretrainConfig."""
     return _load(path_or_preset, PretrainConfig, PRETRAIN_PRESETS, prefix="")
 
 
@@ -259,8 +262,11 @@ def _expand_preset(data: dict[str, Any], presets, prefix: str, source: str) -> d
 
 
 def _preset_dict(name: str, prefix: str) -> dict[str, Any]:
+    """A preset's TOML; a preset may itself start from another (``preset = "small"``), whose keys it overrides."""
     text = resources.files("audit").joinpath("presets", f"{prefix}{name}.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    data = tomllib.loads(text)
+    base = data.pop("preset", None)
+    return _deep_merge(_preset_dict(base, prefix), data) if base is not None else data
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

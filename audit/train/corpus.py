@@ -59,7 +59,7 @@ def load_corpus(section: CorpusSection, *, data_dir=None) -> Corpus:
 def split_heldout(documents: list[str], fraction: float, *, seed: int) -> tuple[list[str], list[str]]:
     """Seeded split of whole documents into (training, held-out); at least one document on each side."""
     if len(documents) < 2:
-        raise CorpusError("pretraining corpus needs at least 2 documents (one is held out to measure MLM loss)")
+        raise CorpusError("pretraining corpus needs at least 2 documents (one is held out to measure the held-out loss)")
     order = np.random.default_rng([seed, 7]).permutation(len(documents))
     n_heldout = min(max(1, round(fraction * len(documents))), len(documents) - 1)
     heldout_ids = set(order[:n_heldout].tolist())

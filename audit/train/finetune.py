@@ -1,4 +1,5 @@
-"""Fine-tuning our pretrained encoder as a text classifier (Devlin et al., NAACL 2019, §4: a new head on [CLS]).
+"""Fine-tuning our pretrained transformer as a text classifier: a new head on [CLS] for an encoder (Devlin et al.,
+NAACL 2019, §4), on the last real token for a decoder (Radford et al., 2019, GPT-2); finetune.json records which.
 
 ``finetune_classifier`` is pure and in memory — the CLI and the membership probe's shadow models both call it:
 it loads the encoder from a pretrained directory with a fresh classification head, trains with AdamW (linear
@@ -216,7 +217,7 @@ def _optimizer(model, config: FinetuneConfig) -> torch.optim.AdamW:
         query_or_key = _QUERY_OR_KEY.search(name) is not None
         groups.setdefault((_depth(name, n_layers), decays, query_or_key), []).append(parameter)
     top = n_layers + 1
-    return torch.optim.AdamW(
+    optimizer = torch.optim.AdamW(
         [
             {"params": params, "weight_decay": config.weight_decay if decays else 0.0,
              "lr_scale": config.layer_lr_decay ** (top - depth) * (config.query_key_lr_scale if query_or_key else 1.0)}
@@ -224,10 +225,43 @@ def _optimizer(model, config: FinetuneConfig) -> torch.optim.AdamW:
         ],
         lr=config.learning_rate,
     )
+    fused = [parameter for name, parameter in named if parameter.requires_grad and _FUSED_QKV.search(name)]
+    if fused and config.query_key_lr_scale != 1.0:
+        _FusedQueryKeyRate(optimizer, fused, config.query_key_lr_scale)
+    return optimizer
+
+
+class _FusedQueryKeyRate:
+    """``query_key_lr_scale`` for fused [W_q; W_k; W_v] parameters (ours: ``attention.qkv``), whose query and key
+    rows share a tensor, and so an optimizer parameter group, with the value rows.
+
+    AdamW's step, weight decay included, is proportional to the learning rate and its moment estimates do not
+    depend on it, so scaling the change an optimizer step makes to the query and key rows by s is the step those
+    rows would take at s times the rate — what separate parameter groups give for BERT-style separate W_q, W_k.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, parameters: list[torch.nn.Parameter], scale: float):
+        self.parameters, self.scale = parameters, scale
+        self.before: list[torch.Tensor] = []
+        optimizer.register_step_pre_hook(self._remember)
+        optimizer.register_step_post_hook(self._scale_change)
+
+    @staticmethod
+    def _query_key_rows(parameter: torch.Tensor) -> torch.Tensor:
+        return parameter.detach()[: 2 * parameter.shape[0] // 3]
+
+    def _remember(self, *_):
+        self.before = [self._query_key_rows(parameter).clone() for parameter in self.parameters]
+
+    def _scale_change(self, *_):
+        for parameter, before in zip(self.parameters, self.before, strict=True):
+            self._query_key_rows(parameter).lerp_(before, 1.0 - self.scale)  # before + scale · (after - before)
+        self.before = []
 
 
 _LAYER_INDEX = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
-_QUERY_OR_KEY = re.compile(r"(?:^|\.)(query|key)\.")  # ours: attention.query; BERT-style: attention.self.query
+_QUERY_OR_KEY = re.compile(r"(?:^|\.)(query|key)\.")  # BERT-style separate projections: attention.self.query
+_FUSED_QKV = re.compile(r"(?:^|\.)qkv\.(?:weight|bias)$")  # ours: attention.qkv = [W_q; W_k; W_v]
 
 
 def _layer_index(name: str) -> int:
@@ -331,6 +365,8 @@ def run_finetune(config: FinetuneConfig, from_dir: str | Path, out_dir: str | Pa
         recipe = {
             "recipe": config.model_dump(mode="json"),
             "pretrained_from": str(from_dir.resolve()),
+            # which language model the classifier was built on, named as the subject's capabilities are
+            "pretrained_kind": "causal-lm" if getattr(model.config, "causal", False) else "mlm",
             "precision": resolved_precision(config.precision, hidden_size=outcome.model.config.hidden_size),
             "label_names": task.label_names,
             "positive_label": task.positive_label,

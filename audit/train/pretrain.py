@@ -1,7 +1,9 @@
-"""Masked-language-model pretraining of our transformer (Devlin et al., NAACL 2019; RoBERTa's dynamic masking and
-full-sentence packing, Liu et al., 2019). Lower held-out MLM loss is better; ln(vocab size) is chance.
+"""Pretraining of our transformer: masked-language modelling of the encoder (Devlin et al., NAACL 2019; RoBERTa's
+dynamic masking and full-sentence packing, Liu et al., 2019), or with ``train.objective = "causal"`` next-token
+prediction of the decoder (Radford et al., 2019, GPT-2) on the same packed sequences. Lower held-out loss is
+better (masked-token or next-token cross-entropy); ln(vocab size) is chance.
 
-``pretrain(config, out_dir)`` loads the corpus, holds out whole documents for the MLM loss, optionally plants
+``pretrain(config, out_dir)`` loads the corpus, holds out whole documents for the held-out loss, optionally plants
 canaries, trains a WordPiece tokenizer, packs sequences and trains with AdamW (warmup, then linear or cosine decay,
 gradient clipping, bf16 autocast when the CPU has bf16 units). Training stops at ``max_steps`` or after
 ``max_minutes``; with a time budget the learning-rate schedule runs on elapsed time, so the decay still ends when
@@ -27,7 +29,7 @@ from typing import Any
 
 import torch
 
-from audit.model import AuditTransformerConfig, AuditTransformerForMaskedLM
+from audit.model import AuditTransformerConfig, AuditTransformerForCausalLM, AuditTransformerForMaskedLM
 from audit.outputs import give_folder_ordinary_modes
 from audit.train.canaries import CanaryManifest, check_tokenizer, draw_canaries, plant_canaries
 from audit.train.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
@@ -95,7 +97,7 @@ def pretrain(
         max_length = config.corpus.max_length
         train_sequences = pack(training_docs, tokenizer, max_length=max_length)
         heldout_sequences = pack(heldout_docs, tokenizer, max_length=max_length)
-        trainer = _MLMTrainer(config, tokenizer, train_sequences, heldout_sequences, work, progress=progress)
+        trainer = _Trainer(config, tokenizer, train_sequences, heldout_sequences, work, progress=progress)
         summary = trainer.run(resume=resume, stop_after_steps=stop_after_steps)
     except BaseException:
         if not (work / CHECKPOINT_DIR).exists():  # nothing resumable: leave nothing behind
@@ -137,6 +139,7 @@ def _prepare_tokenizer(config: PretrainConfig, training_docs: list[str], work: P
         min_frequency=config.tokenizer.min_frequency,
         model_max_length=config.corpus.max_length,
         required_characters=_canary_characters(config),
+        for_decoder=config.train.objective == "causal",
     )
     tokenizer.save_pretrained(work)
     (work / CONFIG_FILE).write_text(config_json + "\n", encoding="utf-8")
@@ -169,7 +172,7 @@ class TrainSummary:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _MLMTrainer:
+class _Trainer:
     def __init__(self, config, tokenizer, train_sequences, heldout_sequences, work: Path, *, progress: bool):
         self.config, self.train = config, config.train
         self.tokenizer = tokenizer
@@ -179,9 +182,11 @@ class _MLMTrainer:
         self.bf16 = use_bf16(self.train.precision, hidden_size=config.model.hidden_size)
         self.special_ids = list(tokenizer.all_special_ids)
         self._permutations: dict[int, torch.Tensor] = {}
+        self.causal = self.train.objective == "causal"
+        model_class = AuditTransformerForCausalLM if self.causal else AuditTransformerForMaskedLM
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_mix(self.train.seed, 0))
-            self.model = AuditTransformerForMaskedLM(self._model_config())
+            self.model = model_class(self._model_config())
         self.optimizer = self._optimizer()
 
     def _model_config(self) -> AuditTransformerConfig:
@@ -197,6 +202,9 @@ class _MLMTrainer:
             attention_probs_dropout_prob=section.attention_probs_dropout_prob,
             initializer_range=section.initializer_range,
             pad_token_id=self.tokenizer.pad_token_id,
+            causal=self.causal,
+            bos_token_id=self.tokenizer.bos_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
         )
 
     def _optimizer(self) -> torch.optim.AdamW:
@@ -224,6 +232,14 @@ class _MLMTrainer:
             indices.append(self._permutations[epoch][position])
         index = torch.stack(indices)
         return self.train_sequences.input_ids[index], self.train_sequences.attention_mask[index]
+
+    def _inputs_and_labels(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generator: torch.Generator
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(model inputs, labels): masked copies and the masked tokens for the masked objective; for the causal one
+        the sequences themselves, every real token a label (the model shifts them), padding not scored."""
+        if self.causal:
+            return input_ids, input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
+        return self._mask(input_ids, generator)
 
     def _mask(self, input_ids: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return mask_tokens(
@@ -273,9 +289,10 @@ class _MLMTrainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 input_ids, attention_mask = self._batch(step)
-                masked, labels = self._mask(input_ids, step_generator(train.seed, step, stream=_STREAM_MASK))
+                inputs, labels = self._inputs_and_labels(input_ids, attention_mask,
+                                                         step_generator(train.seed, step, stream=_STREAM_MASK))
                 with self._autocast():
-                    loss = self.model(masked, attention_mask=attention_mask, labels=labels).loss
+                    loss = self.model(inputs, attention_mask=attention_mask, labels=labels).loss
                 step_loss = finite_loss(float(loss.detach()), stage="pretraining", step=step + 1,
                                         learning_rate=train.learning_rate)
                 loss.backward()
@@ -328,23 +345,26 @@ class _MLMTrainer:
                   "elapsed_seconds": elapsed}
         history.append(record)
         _write(metrics, record)
-        logger.info("step %d held-out MLM loss %.4f", step, loss)
+        logger.info("step %d held-out %s loss %.4f", step, "next-token" if self.causal else "MLM", loss)
         return loss
 
     @torch.no_grad()
     def heldout_loss(self) -> float:
-        """Mean MLM cross-entropy (nats) over masked held-out tokens, with the same masks at every evaluation."""
+        """Mean cross-entropy (nats) over the held-out tokens scored: masked tokens (the same masks at every
+        evaluation) for the masked objective, every next token for the causal one."""
         sequences = self.heldout_sequences
         count = min(len(sequences), self.train.eval_sequences)
         generator = step_generator(self.train.seed, 0, stream=_STREAM_EVAL)
-        masked, labels = self._mask(sequences.input_ids[:count], generator)
         attention_mask = sequences.attention_mask[:count]
+        masked, labels = self._inputs_and_labels(sequences.input_ids[:count], attention_mask, generator)
+        # the causal loss scores labels[:, 1:] (each token predicted from the ones before it)
+        scored_labels = labels[:, 1:] if self.causal else labels
         self.model.eval()
         total, scored = 0.0, 0
         try:
             for start in range(0, count, self.train.batch_size):
                 part = slice(start, start + self.train.batch_size)
-                n_scored = int((labels[part] != IGNORE_INDEX).sum())
+                n_scored = int((scored_labels[part] != IGNORE_INDEX).sum())
                 if n_scored == 0:
                     continue
                 with self._autocast():

@@ -9,6 +9,11 @@ break ties between equally frequent merges, so two runs on the same texts can gi
 (huggingface/tokenizers#1794). We fix the alphabet ourselves (characters seen at least ``min_char_count`` times,
 sorted) and pre-register every ``##c`` in sorted order, which leaves no order-dependent choice to the trainer; the
 final tokenizer is then rebuilt from the learned vocabulary with only the five real special tokens.
+
+For a decoder (``for_decoder=True``) the same vocabulary also names [CLS] its beginning-of-sequence and [SEP] its
+end-of-sequence token (the two that start and end every packed pretraining sequence and separate its documents),
+so that scoring can condition a text's first token on BOS as lm-eval-harness does, and pads on the left, as
+batched generation needs.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ def train_tokenizer(
     min_char_count: int = 5,
     model_max_length: int = 512,
     required_characters: Iterable[str] = (),
+    for_decoder: bool = False,
 ) -> PreTrainedTokenizerFast:
     """Train a lowercase WordPiece tokenizer on ``texts`` and wrap it for transformers.
 
@@ -55,7 +61,7 @@ def train_tokenizer(
         show_progress=False,
     )
     scaffold.train_from_iterator(texts, trainer=trainer)
-    return _wrap(scaffold.get_vocab(), model_max_length)
+    return _wrap(scaffold.get_vocab(), model_max_length, for_decoder=for_decoder)
 
 
 def _alphabet(texts: list[str], min_char_count: int) -> list[str]:
@@ -67,7 +73,7 @@ def _alphabet(texts: list[str], min_char_count: int) -> list[str]:
     return sorted(char for char, count in counts.items() if count >= min_char_count and not char.isspace())
 
 
-def _wrap(vocab: dict[str, int], model_max_length: int) -> PreTrainedTokenizerFast:
+def _wrap(vocab: dict[str, int], model_max_length: int, *, for_decoder: bool = False) -> PreTrainedTokenizerFast:
     backend = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     backend.normalizer = normalizers.BertNormalizer(clean_text=True, lowercase=True, strip_accents=None)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -79,13 +85,15 @@ def _wrap(vocab: dict[str, int], model_max_length: int) -> PreTrainedTokenizerFa
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
+    decoder_tokens = {"bos_token": "[CLS]", "eos_token": "[SEP]"} if for_decoder else {}
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
+        **decoder_tokens,
         unk_token="[UNK]",
         pad_token="[PAD]",
         cls_token="[CLS]",
         sep_token="[SEP]",
         mask_token="[MASK]",
         model_max_length=model_max_length,
-        padding_side="right",
+        padding_side="left" if for_decoder else "right",
     )

@@ -32,7 +32,7 @@ def test_stages_cover_every_parameter_top_down(tiny_ours, tiny_bert):
 def test_randomisation_is_seeded_keeps_scale_and_works_on_a_copy(tiny_ours):
     before = {name: p.detach().clone() for name, p in tiny_ours.named_parameters()}
     copies = [copy.deepcopy(tiny_ours) for _ in range(2)]
-    name = "transformer.layers.0.attention.query.weight"
+    name = "transformer.layers.0.attention.qkv.weight"
     for model in copies:
         randomize_parameters(model, [name], torch.Generator().manual_seed(3))
     first, second = (dict(m.named_parameters())[name] for m in copies)

@@ -95,8 +95,11 @@ def test_attention_module_matches_textbook_projections():
     attention = MultiHeadSelfAttention(hidden_size=32, num_heads=4, dropout_prob=0.0).eval()
     x = torch.randn(2, 5, 32)
     attention_mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    # The fused projection's rows are [W_q; W_k; W_v]: each applied separately, as in the paper.
+    weights, biases = attention.qkv.weight.chunk(3), attention.qkv.bias.chunk(3)
     q, k, v = (
-        proj(x).view(2, 5, 4, 8).transpose(1, 2) for proj in (attention.query, attention.key, attention.value)
+        torch.nn.functional.linear(x, weight, bias).view(2, 5, 4, 8).transpose(1, 2)
+        for weight, bias in zip(weights, biases, strict=True)
     )
     context = _reference_attention(q, k, v, attention_mask.bool())  # (B, h, T, d_k)
     expected = attention.output(context.transpose(1, 2).reshape(2, 5, 32))

@@ -72,6 +72,6 @@ def test_same_seed_gives_bit_identical_weights_and_different_seed_does_not(confi
         assert first.keys() == second.keys()
         assert all(torch.equal(first[k], second[k]) for k in first)
         assert not torch.equal(
-            first["transformer.layers.0.attention.query.weight"],
-            other["transformer.layers.0.attention.query.weight"],
+            first["transformer.layers.0.attention.qkv.weight"],
+            other["transformer.layers.0.attention.qkv.weight"],
         )

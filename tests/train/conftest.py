@@ -24,3 +24,14 @@ def tiny_pretrained_dir(tmp_path_factory, synthetic_corpus) -> Path:
         update={"canaries": CanarySection(count=2, repeats=[1, 3], length=4, seed=3)}
     )
     return pretrain(config, tmp_path_factory.mktemp("pretrained") / "tiny", progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_dir(tmp_path_factory, synthetic_corpus) -> Path:
+    """The tiny model of ``tiny_pretrained_dir`` as a decoder: next-token pretraining, same corpus and canaries."""
+    from audit.train.pretrain import pretrain
+
+    config = tiny_config(synthetic_corpus, objective="causal", max_steps=30).model_copy(
+        update={"canaries": CanarySection(count=2, repeats=[1, 3], length=4, seed=3)}
+    )
+    return pretrain(config, tmp_path_factory.mktemp("pretrained") / "tiny-causal", progress=False)

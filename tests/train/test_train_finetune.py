@@ -105,6 +105,35 @@ def test_learning_rate_scales_by_depth_and_for_query_key():
         assert scale_of[id(parameter)] == pytest.approx(expected), name
 
 
+def test_query_key_scale_reaches_the_query_and_key_rows_of_our_fused_projection():
+    # Our attention keeps [W_q; W_k; W_v] in one tensor; the scale must still apply to the query and key rows alone.
+    from audit.model import AuditTransformerConfig, AuditTransformerForSequenceClassification
+    from audit.train.finetune import _optimizer
+
+    config = AuditTransformerConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                    intermediate_size=37, num_labels=2, hidden_dropout_prob=0.0,
+                                    attention_probs_dropout_prob=0.0)
+    ids, labels = torch.randint(5, 99, (4, 9), generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 0, 1])
+    change = {}
+    for scale in (1.0, 0.1):
+        torch.manual_seed(0)
+        model = AuditTransformerForSequenceClassification(config)
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        optimizer = _optimizer(model, FinetuneConfig(query_key_lr_scale=scale))
+        for group in optimizer.param_groups:
+            group["lr"] = 1e-2 * group["lr_scale"]
+        model(ids, labels=labels).loss.backward()  # one step: the same gradients at both scales
+        optimizer.step()
+        change[scale] = {name: p.detach() - before[name] for name, p in model.named_parameters()}
+    name = "transformer.layers.1.attention.qkv.weight"
+    full, scaled = change[1.0][name], change[0.1][name]
+    torch.testing.assert_close(scaled[:64], 0.1 * full[:64], rtol=1e-4, atol=1e-7)  # W_q, W_k at a tenth
+    torch.testing.assert_close(scaled[64:], full[64:], rtol=1e-4, atol=1e-7)  # W_v at the full rate
+    assert full[:64].abs().max() > 1e-3
+    bias = "transformer.layers.0.attention.qkv.bias"
+    torch.testing.assert_close(change[0.1][bias][:64], 0.1 * change[1.0][bias][:64], rtol=1e-4, atol=1e-7)
+
+
 def test_layer_lr_decay_moves_lower_layers_less(tiny_pretrained_dir):
     # Adam's steps scale with the learning rate, so under decay d encoder layer N (of L) moves about d**(L - N) as
     # far as with one rate: the top layer about d as far, the bottom one d**L.
