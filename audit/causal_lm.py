@@ -7,8 +7,8 @@ tokenizer and offers the batched, no-grad operations the causal probes share:
   does for an empty context (Gao et al., "A framework for few-shot language model evaluation", 2021-): BOS when
   the tokenizer has one, else EOS; with neither, the first token of a text is not scored;
 * log-likelihoods of continuations given contexts, tokenised as lm-evaluation-harness tokenises them (context +
-  continuation encoded whole and split where the continuation starts; trailing context spaces move to the
-  continuation; no prefix token before a non-empty context);
+  continuation encoded whole, with the tokenizer's own special tokens such as Llama's BOS, and split where the
+  separately encoded context ends; trailing context spaces move to the continuation);
 * deterministic greedy or beam decoding of new token ids (KV cache on), for extraction probes.
 
 Higher log-likelihood = the model finds the text more likely. Nothing is truncated: a text longer than the context
@@ -100,8 +100,10 @@ class CausalLMScorer:
         """log p(continuation | context): summed, shape (n,), or per continuation token with ``per_token``.
 
         Tokenised as lm-eval-harness does: trailing spaces of the context move to the continuation, context +
-        continuation are encoded whole and the continuation is what follows the separately encoded context; an
-        empty context means the prefix token (as in ``token_logprobs``)."""
+        continuation are encoded whole with the tokenizer's default special tokens (none for GPT-2, BOS for
+        Llama; none when the context already starts with the prefix token's text) and the continuation is what
+        follows the separately encoded context; an empty context means the prefix token (as in
+        ``token_logprobs``)."""
         contexts = check_texts(contexts, "contexts")
         continuations = check_texts(continuations, "continuations")
         if len(contexts) != len(continuations):
@@ -118,8 +120,8 @@ class CausalLMScorer:
             kept = context.rstrip()
             pairs.append((index, kept, context[len(kept):] + continuation))
         if pairs:
-            wholes = self._encode([kept + continuation for _, kept, continuation in pairs])
-            heads = self._encode([kept for _, kept, _ in pairs])
+            wholes = self._encode_with_specials([kept + continuation for _, kept, continuation in pairs])
+            heads = self._encode_with_specials([kept for _, kept, _ in pairs])
             for (index, _, _), whole, head in zip(pairs, wholes, heads):
                 tail = whole[len(head):]
                 if not tail:
@@ -165,6 +167,21 @@ class CausalLMScorer:
         if not texts:
             return []
         return [list(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    def _encode_with_specials(self, texts: list[str]) -> list[list[int]]:
+        """Encoded as lm-eval-harness encodes a non-empty context: the tokenizer's default special tokens,
+        unless the text already starts with the prefix token written out."""
+        prefix = self.prefix_token_id
+        prefix_text = self.tokenizer.decode([prefix]) if prefix is not None else ""
+        plain = [bool(prefix_text) and text.startswith(prefix_text) for text in texts]
+        encoded: list[list[int]] = [[] for _ in texts]
+        for add_special_tokens in (True, False):
+            rows = [row for row, is_plain in enumerate(plain) if is_plain != add_special_tokens]
+            if rows:
+                ids = self.tokenizer([texts[row] for row in rows], add_special_tokens=add_special_tokens)["input_ids"]
+                for row, row_ids in zip(rows, ids):
+                    encoded[row] = list(row_ids)
+        return encoded
 
     def _prefixed(self, tokens: list[int], name: str) -> tuple[list[int], int]:
         """(sequence, index of its first scored token) for a text scored with an empty context."""

@@ -148,8 +148,8 @@ def test_continuations_split_as_lm_eval_does(causal_subject):
     np.testing.assert_allclose(sums, [values.sum() for values in per_token], atol=1e-9)
     for context, continuation, values in zip(contexts[:3], continuations[:3], per_token[:3]):
         kept = context.rstrip()
-        head = encode(causal_subject, kept)
-        tail = encode(causal_subject, kept + context[len(kept):] + continuation)[len(head):]
+        head = causal_subject.tokenizer(kept)["input_ids"]  # special tokens as the tokenizer adds them
+        tail = causal_subject.tokenizer(kept + context[len(kept):] + continuation)["input_ids"][len(head):]
         assert len(values) == len(tail)
         expected = reference_logprobs(causal_subject.causal_lm, head + tail)[-len(tail):]
         np.testing.assert_allclose(values, expected, atol=1e-5)
