@@ -1,13 +1,15 @@
-"""The model under audit: one adapter over any Hugging Face encoder directory, ours or third-party.
+"""The model under audit: one adapter over any Hugging Face encoder or decoder directory, ours or third-party.
 
 ``ModelUnderAudit.from_pretrained(DIR)`` loads a model directory (our ``rai-transformer``, BERT, DistilBERT, a
 plain ``BertModel`` such as all-MiniLM-L6-v2, any ``…ForSequenceClassification``), works out what it can do —
-``"mlm"`` (a masked-LM head), ``"classifier"`` (a sequence-classification head), ``"embeddings"`` (always, through
-the base encoder) — and offers the batched, no-grad operations that the probes share:
+``"mlm"`` (a masked-LM head), ``"causal-lm"`` (a next-token head: ``…ForCausalLM`` / ``…LMHeadModel``, scored by
+``audit.causal_lm``), ``"classifier"`` (a sequence-classification head), ``"embeddings"`` (always, through the base
+model) — and offers the batched, no-grad operations that the probes share:
 
 * pseudo-log-likelihood (PLL) of chosen token positions (Salazar et al., ACL 2020, "Masked Language Model
   Scoring"; used by CrowS-Pairs, Nangia et al., EMNLP 2020): every masked copy of a sentence is scored in one
   forward pass and the vocabulary projection runs only at the masked positions where the architecture allows it;
+* token, sentence and continuation log-likelihoods and greedy/beam decoding of a causal LM (``audit.causal_lm``);
 * class probabilities, logits and per-example loss of the classifier;
 * pooled and per-word contextual embeddings, word↔token alignment;
 * a differentiable classifier forward and the input-embedding layer for captum.
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 from transformers import (
     AutoModel,
+    AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
     BatchEncoding,
@@ -39,6 +42,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from audit.causal_lm import CausalLMScorer
 from audit.digests import file_sha256
 from audit.model import AuditTransformerForMaskedLM
 from audit.model.masked_copies import MaskedCopyScorer
@@ -52,8 +56,8 @@ from audit.model_folder import (
     safe_weight_files,
 )
 from audit.results import SubjectInfo
+from audit.token_batches import SequenceTooLongError, check_texts, length_batches, pad_token_lists
 
-CAPABILITIES = ("mlm", "classifier", "embeddings")
 # Weights that a checkpoint may legitimately lack: BERT's pooler is unused by every operation here.
 _IGNORABLE_MISSING = ("pooler.",)
 _UNBOUNDED_TOKENIZER_LENGTH = 100_000
@@ -61,10 +65,6 @@ _UNBOUNDED_TOKENIZER_LENGTH = 100_000
 
 class CapabilityMissingError(Exception):
     """An operation needs a capability (mlm / classifier) that the loaded model does not have."""
-
-
-class SequenceTooLongError(ValueError):
-    """A token sequence is longer than the model accepts; PLL never truncates silently (check ``fits`` first)."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -95,12 +95,14 @@ def _sha256_of_files(files: Sequence[Path]) -> str:
 
 
 def _head_kind(architectures: Sequence[str]) -> str:
-    """Which Auto class fits the saved architecture: "mlm", "classifier" or "encoder"."""
+    """Which Auto class fits the saved architecture: "mlm", "classifier", "causal-lm" or "encoder"."""
     names = " ".join(architectures)
     if "ForSequenceClassification" in names:
         return "classifier"
     if "ForMaskedLM" in names:
         return "mlm"
+    if any(name.endswith(("ForCausalLM", "LMHeadModel")) for name in architectures):
+        return "causal-lm"
     return "encoder"
 
 
@@ -116,7 +118,9 @@ def _quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-_AUTO_CLASS = {"mlm": AutoModelForMaskedLM, "classifier": AutoModelForSequenceClassification, "encoder": AutoModel}
+_AUTO_CLASS = {"mlm": AutoModelForMaskedLM, "classifier": AutoModelForSequenceClassification,
+               "causal-lm": AutoModelForCausalLM, "encoder": AutoModel}
+_LANGUAGE_MODEL_KINDS = ("mlm", "causal-lm")
 
 
 def _load_model(directory: Path, config: Any, kind: str, weight_files: Sequence[Path],
@@ -145,7 +149,7 @@ def _load_model(directory: Path, config: Any, kind: str, weight_files: Sequence[
 
 
 def _pretrained_from(directory: Path) -> Path | None:
-    """The masked-LM a classifier was fine-tuned from, as recorded in its ``finetune.json``."""
+    """The language model (masked or causal) a classifier was fine-tuned from, as its ``finetune.json`` records."""
     record = directory / "finetune.json"
     if not record.is_file():
         return None
@@ -158,7 +162,7 @@ def _pretrained_from(directory: Path) -> Path | None:
     source_path = source_path if source_path.is_absolute() else resolved_folder(directory / source_path)
     if not source_path.is_dir():
         raise SubjectLoadError(
-            f"{record} names pretrained_from {source_path}, which does not exist; pass mlm_path= or fix the record"
+            f"{record} names pretrained_from {source_path}, which does not exist; pass lm_path= or fix the record"
         )
     return source_path
 
@@ -294,71 +298,59 @@ def masked_scorer_for(model: PreTrainedModel) -> MaskedScorer:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Batching helpers
-# ----------------------------------------------------------------------------------------------------------
-
-def _length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (sorted by length, then index), so padding is small."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    order = sorted(range(len(lengths)), key=lambda index: (lengths[index], index))
-    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-
-
-def _check_texts(texts: Sequence[str], what: str = "texts") -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError(f"{what} must be a list of strings, got a single string")
-    texts = list(texts)
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{what}[{index}] must be a string, got {type(text).__name__}")
-    return texts
-
-
-# ----------------------------------------------------------------------------------------------------------
 # The adapter
 # ----------------------------------------------------------------------------------------------------------
 
 class ModelUnderAudit:
     """One model directory opened for auditing; see the module docstring and docs/interfaces.md.
 
-    Attributes: ``capabilities`` (⊆ {"mlm", "classifier", "embeddings"}), ``tokenizer`` (a fast tokenizer, for
-    offsets), ``device``, ``max_length``, ``path``, ``model`` (the primary model as saved), ``mlm`` and
-    ``classifier`` (or None), ``encoder`` (the base encoder used for embeddings).
+    Attributes: ``capabilities`` (⊆ {"mlm", "causal-lm", "classifier", "embeddings"}), ``tokenizer`` (a fast
+    tokenizer, for offsets), ``device``, ``max_length``, ``path``, ``model`` (the primary model as saved), ``mlm``,
+    ``causal_lm`` and ``classifier`` (or None) with ``mlm_path`` / ``causal_lm_path``, ``encoder`` (the base
+    model used for embeddings).
     """
 
     def __init__(self, *, path: Path, model: PreTrainedModel, tokenizer: Any, device: torch.device,
-                 max_length: int, weight_files: Sequence[Path], mlm: PreTrainedModel | None = None,
-                 mlm_path: Path | None = None, mlm_weight_files: Sequence[Path] = ()):
+                 max_length: int, weight_files: Sequence[Path], language_model: PreTrainedModel | None = None,
+                 language_model_path: Path | None = None, language_model_weight_files: Sequence[Path] = ()):
         self.path = path
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
         self.max_length = max_length
-        self.classifier = model if _head_kind(_architectures(model.config)) == "classifier" else None
-        self.mlm = mlm if mlm is not None else (model if _head_kind(_architectures(model.config)) == "mlm" else None)
-        self.mlm_path = mlm_path if mlm is not None else (path if self.mlm is not None else None)
+        kind = _head_kind(_architectures(model.config))
+        side_kind = _head_kind(_architectures(language_model.config)) if language_model is not None else None
+        self.classifier = model if kind == "classifier" else None
+        # The masked or causal LM: the audited model itself, or the one a classifier was fine-tuned from.
+        self.mlm, self.mlm_path = _language_model_of("mlm", kind, side_kind, model, path, language_model,
+                                                     language_model_path)
+        self.causal_lm, self.causal_lm_path = _language_model_of("causal-lm", kind, side_kind, model, path,
+                                                                 language_model, language_model_path)
         # Embeddings come from the audited model's own encoder (for a classifier: the fine-tuned one).
         self.encoder = model.base_model
         self._weight_files = list(weight_files)
-        self._mlm_weight_files = list(mlm_weight_files)
+        self._side_weight_files = list(language_model_weight_files)
         self._mlm_scorer = masked_scorer_for(self.mlm) if self.mlm is not None else None
+        self._causal = (CausalLMScorer(self.causal_lm, tokenizer, device=device, max_length=max_length)
+                        if self.causal_lm is not None else None)
         self._info: SubjectInfo | None = None
         capabilities = {"embeddings"}
-        if self.mlm is not None:
-            capabilities.add("mlm")
-        if self.classifier is not None:
-            capabilities.add("classifier")
+        for capability, present in (("mlm", self.mlm), ("causal-lm", self.causal_lm), ("classifier", self.classifier)):
+            if present is not None:
+                capabilities.add(capability)
         self.capabilities: set[str] = capabilities
 
     # -- loading -------------------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, mlm_path: str | Path | None = None,
-                        device: str | torch.device | None = None, max_length: int | None = None
-                        ) -> ModelUnderAudit:
-        """Open a saved model directory. ``mlm_path`` (or ``finetune.json``'s ``pretrained_from``) adds the
-        masked-LM a classifier came from; ``device`` None → CUDA when available, else CPU."""
+    def from_pretrained(cls, path: str | Path, *, lm_path: str | Path | None = None,
+                        mlm_path: str | Path | None = None, device: str | torch.device | None = None,
+                        max_length: int | None = None) -> ModelUnderAudit:
+        """Open a saved model directory. ``lm_path`` (or ``finetune.json``'s ``pretrained_from``) adds the masked
+        or causal LM a classifier came from (``mlm_path`` is the older name, for a masked LM only); ``device``
+        None → CUDA when available, else CPU."""
+        if lm_path is not None and mlm_path is not None:
+            raise SubjectLoadError("pass lm_path= or mlm_path=, not both (mlm_path is the older name of lm_path)")
         directory = resolved_folder(path)
         weight_files = safe_weight_files(directory)
         resolved_device = torch.device(device if device is not None else
@@ -370,33 +362,39 @@ class ModelUnderAudit:
         model = _load_model(directory, config, kind, weight_files, resolved_device)
         tokenizer = load_tokenizer(directory)
 
-        mlm = None
-        mlm_directory = resolved_folder(mlm_path) if mlm_path is not None else None
-        if mlm_directory is None and kind == "classifier":
-            mlm_directory = _pretrained_from(directory)
-        mlm_weight_files: list[Path] = []
-        if mlm_directory is not None and kind != "mlm":
-            mlm_weight_files = safe_weight_files(mlm_directory)
-            mlm_config = load_config(mlm_directory)
-            if _head_kind(_architectures(mlm_config)) != "mlm":
-                raise SubjectLoadError(f"{mlm_directory} is not a masked-LM (no …ForMaskedLM architecture)")
-            mlm = _load_model(mlm_directory, mlm_config, "mlm", mlm_weight_files, resolved_device)
-            if mlm.config.vocab_size != model.config.vocab_size:
+        side_path = lm_path if lm_path is not None else mlm_path
+        side_directory = resolved_folder(side_path) if side_path is not None else None
+        if side_directory is None and kind == "classifier":
+            side_directory = _pretrained_from(directory)
+        side_model, side_weight_files = None, []
+        if side_directory is not None and kind not in _LANGUAGE_MODEL_KINDS:
+            side_weight_files = safe_weight_files(side_directory)
+            side_config = load_config(side_directory)
+            side_kind = _head_kind(_architectures(side_config))
+            allowed = ("mlm",) if mlm_path is not None else _LANGUAGE_MODEL_KINDS
+            if side_kind not in allowed:
+                wanted = "a masked-LM (…ForMaskedLM)" if mlm_path is not None else \
+                    "a masked or causal LM (…ForMaskedLM, …ForCausalLM or …LMHeadModel)"
+                raise SubjectLoadError(f"{side_directory} is not {wanted}; its architecture is "
+                                       f"{', '.join(_architectures(side_config)) or 'not recorded'}")
+            side_model = _load_model(side_directory, side_config, side_kind, side_weight_files, resolved_device)
+            if side_model.config.vocab_size != model.config.vocab_size:
                 raise SubjectLoadError(
-                    f"masked-LM {mlm_directory} has vocabulary {mlm.config.vocab_size} but {directory} has "
+                    f"{side_kind} {side_directory} has vocabulary {side_model.config.vocab_size} but {directory} has "
                     f"{model.config.vocab_size}; expected the model the classifier was fine-tuned from"
                 )
         else:
-            mlm_directory = None
+            side_directory = None
 
-        configs = [model.config] + ([mlm.config] if mlm is not None else [])
+        configs = [model.config] + ([side_model.config] if side_model is not None else [])
         limit = _declared_max_length(directory, tokenizer, configs)
         if max_length is not None:
             if not isinstance(max_length, int) or max_length < 2 or max_length > limit:
                 raise SubjectLoadError(f"max_length must be an integer in [2, {limit}], got {max_length!r}")
             limit = max_length
         return cls(path=directory, model=model, tokenizer=tokenizer, device=resolved_device, max_length=limit,
-                   weight_files=weight_files, mlm=mlm, mlm_path=mlm_directory, mlm_weight_files=mlm_weight_files)
+                   weight_files=weight_files, language_model=side_model, language_model_path=side_directory,
+                   language_model_weight_files=side_weight_files)
 
     # -- description ---------------------------------------------------------------------------------------
 
@@ -446,13 +444,17 @@ class ModelUnderAudit:
             card["labels"] = self.labels
         if self.mlm is not None:
             card["pll_strategy"] = self.pll_strategy
-        if self.mlm is not None and self.mlm is not self.model:
-            card["mlm"] = {
-                "path": str(self.mlm_path),
-                "architecture": type(self.mlm).__name__,
-                "sha256": _sha256_of_files(self._mlm_weight_files),
-                "parameters": _parameter_count(self.mlm),
-            }
+        for role, side_model, side_path in (("mlm", self.mlm, self.mlm_path),
+                                            ("causal_lm", self.causal_lm, self.causal_lm_path)):
+            if side_model is not None and side_model is not self.model:
+                card[role] = {
+                    "path": str(side_path),
+                    "architecture": type(side_model).__name__,
+                    "sha256": _sha256_of_files(self._side_weight_files),
+                    "parameters": _parameter_count(side_model),
+                }
+        if self._causal is not None:
+            card["sentence_logprob_note"] = self.sentence_logprob_note
         return SubjectInfo(
             path=str(self.path),
             name=self.path.name,
@@ -475,7 +477,7 @@ class ModelUnderAudit:
     def encode(self, texts: Sequence[str], *, padding: bool = True) -> BatchEncoding:
         """Tokenise with [CLS]/[SEP], truncation to ``max_length`` and character offsets (``offset_mapping``);
         PyTorch tensors when padded, lists otherwise. The encoding is on the CPU."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         return self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=padding,
                               return_offsets_mapping=True, return_attention_mask=True,
                               return_tensors="pt" if padding else None)
@@ -613,6 +615,42 @@ class ModelUnderAudit:
         for (index, slot), value in zip(chunk, picked):
             scores[index][slot] = value
 
+    # -- causal language model (the scoring itself is audit.causal_lm's) ----------------------------------
+
+    @property
+    def prefix_token_id(self) -> int | None:
+        """The token every scored text is conditioned on: BOS, else EOS, else None (as lm-eval-harness)."""
+        return self._causal_lm_scorer().prefix_token_id
+
+    @property
+    def sentence_logprob_note(self) -> str:
+        """How texts are conditioned when scored, in plain words for the report."""
+        return self._causal_lm_scorer().sentence_logprob_note
+
+    def token_logprobs(self, texts: Sequence[str], *, batch_size: int = 32) -> list[np.ndarray]:
+        """Per text, log p(t_i | prefix, t_<i) of each token (float64); see ``CausalLMScorer.token_logprobs``."""
+        return self._causal_lm_scorer().token_logprobs(texts, batch_size=batch_size)
+
+    def sentence_logprobs(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        """Log-likelihood of each text (n,), = lm-eval's ``loglikelihood(("", text))``; higher = more likely."""
+        return self._causal_lm_scorer().sentence_logprobs(texts, batch_size=batch_size)
+
+    def continuation_logprobs(self, contexts: Sequence[str], continuations: Sequence[str], *, batch_size: int = 32,
+                              per_token: bool = False) -> np.ndarray | list[np.ndarray]:
+        """log p(continuation | context), summed or per token; see ``CausalLMScorer.continuation_logprobs``."""
+        return self._causal_lm_scorer().continuation_logprobs(contexts, continuations, batch_size=batch_size,
+                                                              per_token=per_token)
+
+    def generate_ids(self, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int, num_beams: int = 1,
+                     batch_size: int = 32) -> list[list[int]]:
+        """New token ids of greedy / beam decoding from each prompt; see ``CausalLMScorer.generate_ids``."""
+        return self._causal_lm_scorer().generate_ids(prompt_ids, max_new_tokens=max_new_tokens, num_beams=num_beams,
+                                                     batch_size=batch_size)
+
+    def _causal_lm_scorer(self) -> CausalLMScorer:
+        self._require("causal-lm")
+        return self._causal
+
     # -- classifier ----------------------------------------------------------------------------------------
 
     def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
@@ -627,7 +665,7 @@ class ModelUnderAudit:
 
     def per_example_loss(self, texts: Sequence[str], labels: Sequence[int], *, batch_size: int = 64) -> np.ndarray:
         """Cross-entropy of each example's true label (N,), in input order; lower = better fit."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         labels_array = np.asarray(labels)
         if labels_array.shape != (len(texts),) or not np.issubdtype(labels_array.dtype, np.integer):
             raise ValueError(f"labels must be {len(texts)} integer class ids, got shape {labels_array.shape}")
@@ -674,7 +712,7 @@ class ModelUnderAudit:
                     batch_size: int = 64) -> np.ndarray:
         """Contextual embedding (N, H) of one word per text: the mean of the vectors of the sub-tokens that
         overlap the character span ``word_spans[i] = (start, end)`` of ``texts[i]``."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         if len(word_spans) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(word_spans)} word spans; expected one span per text")
         encoding = self.tokenizer(texts, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
@@ -692,7 +730,7 @@ class ModelUnderAudit:
         lengths = [len(ids) for ids in encoding["input_ids"]]
         output = np.zeros((len(texts), self._hidden_size()), dtype=np.float32)
         with torch.inference_mode():
-            for batch in _length_batches(lengths, batch_size):
+            for batch in length_batches(lengths, batch_size):
                 input_ids, attention_mask = self._pad([encoding["input_ids"][index] for index in batch])
                 hidden = self._hidden_states(input_ids, attention_mask, layer)  # (B, T, H)
                 for row, index in enumerate(batch):
@@ -715,28 +753,33 @@ class ModelUnderAudit:
 
     def _pad(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-pad token lists into (B, T) ids and attention mask on the model's device."""
-        width = max(len(sequence) for sequence in sequences)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, sequence in enumerate(sequences):
-            input_ids[row, :len(sequence)] = torch.tensor(sequence, dtype=torch.long)
-            attention_mask[row, :len(sequence)] = 1
-        return input_ids.to(self.device), attention_mask.to(self.device)
+        return pad_token_lists(sequences, pad_id, side="right", device=self.device)
 
     def _map_batches(self, texts: Sequence[str], batch_size: int,
                      compute: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], width: int) -> np.ndarray:
         """Run ``compute`` over length-bucketed batches of tokenised texts; rows come back in input order."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         output = np.zeros((len(texts), width), dtype=np.float32)
         if not texts:
             return output
         token_ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         with torch.inference_mode():
-            for batch in _length_batches([len(ids) for ids in token_ids], batch_size):
+            for batch in length_batches([len(ids) for ids in token_ids], batch_size):
                 input_ids, attention_mask = self._pad([token_ids[index] for index in batch])
                 output[batch] = compute(input_ids, attention_mask).float().cpu().numpy()
         return output
+
+
+def _language_model_of(wanted: str, kind: str, side_kind: str | None, model: PreTrainedModel, path: Path,
+                       side_model: PreTrainedModel | None, side_path: Path | None
+                       ) -> tuple[PreTrainedModel | None, Path | None]:
+    """(model, folder) of the ``wanted`` language model: the audited model itself or its pretrained side model."""
+    if kind == wanted:
+        return model, path
+    if side_kind == wanted:
+        return side_model, side_path
+    return None, None
 
 
 def _architectures(config: Any) -> list[str]:

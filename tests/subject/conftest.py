@@ -6,18 +6,32 @@ Sizes follow the project convention: vocab 99, hidden 32, 4 heads, 2 layers. Eve
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import SENTENCES, bert_config, build_tokenizer, distilbert_config, ours_config, save
+from tiny_models import (
+    SENTENCES,
+    bert_config,
+    build_causal_tokenizer,
+    build_tokenizer,
+    distilbert_config,
+    gpt2_config,
+    llama_config,
+    ours_config,
+    save,
+)
 from transformers import (
     BertForMaskedLM,
     BertForSequenceClassification,
     BertModel,
     DistilBertForMaskedLM,
     DistilBertForSequenceClassification,
+    GPT2ForSequenceClassification,
+    GPT2LMHeadModel,
+    LlamaForCausalLM,
     PreTrainedTokenizerFast,
 )
 
@@ -61,3 +75,30 @@ def model_dirs(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def sentences() -> list[str]:
     return list(SENTENCES)
+
+
+CAUSAL_TOKENIZERS = {  # name -> (style, has BOS, has EOS)
+    "gpt2": ("gpt2", True, True),
+    "gpt2_no_bos": ("gpt2", False, True),
+    "gpt2_bare": ("gpt2", False, False),
+    "llama": ("llama", True, True),
+}
+
+
+@pytest.fixture(scope="session")
+def causal_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Saved tiny causal LMs (GPT-2 with BOS = EOS, without BOS, with neither; Llama with <s> / </s> and no pad
+    token) and ``gpt2_cls_ft``, a GPT-2 classifier whose ``finetune.json`` names ``gpt2`` as ``pretrained_from``."""
+    root = tmp_path_factory.mktemp("causal_models")
+    dirs = {}
+    for seed, (name, (style, bos, eos)) in enumerate(CAUSAL_TOKENIZERS.items(), start=11):
+        tokenizer = build_causal_tokenizer(style, bos=bos, eos=eos)
+        config = (gpt2_config if style == "gpt2" else llama_config)(tokenizer)
+        factory = GPT2LMHeadModel if style == "gpt2" else LlamaForCausalLM
+        dirs[name] = save(_seeded(functools.partial(factory, config), seed), tokenizer, root / name)
+    gpt2_tokenizer = build_causal_tokenizer("gpt2")
+    classifier_config = gpt2_config(gpt2_tokenizer, num_labels=2, pad_token_id=gpt2_tokenizer.eos_token_id)
+    dirs["gpt2_cls_ft"] = save(_seeded(lambda: GPT2ForSequenceClassification(classifier_config), 20), gpt2_tokenizer,
+                               root / "gpt2_cls_ft")
+    (dirs["gpt2_cls_ft"] / "finetune.json").write_text(json.dumps({"pretrained_from": "../gpt2"}))
+    return dirs
