@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from audit.errors import InputError
 from audit.results import DatasetRecord, Family, ProbeResult
 
 if TYPE_CHECKING:  # imported only for type hints, to keep `import probes` light
@@ -73,7 +74,7 @@ class ProbeSkipped(Exception):
     """Raised inside ``run`` when the probe cannot run on this subject or data; recorded as status "skipped"."""
 
 
-class ProbeInputError(ValueError):
+class ProbeInputError(InputError):
     """Bad input to a probe (a missing column, a malformed file): the message says what is wrong and what is expected."""
 
 
@@ -259,7 +260,7 @@ _REGISTRY: dict[str, type[Probe]] = {}
 _entry_points_loaded = False
 
 
-class UnknownProbeError(KeyError):
+class UnknownProbeError(InputError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
 
