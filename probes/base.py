@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,7 +34,6 @@ if TYPE_CHECKING:  # imported only for type hints, to keep `import probes` light
 
 logger = logging.getLogger(__name__)
 
-Need = Literal["mlm", "classifier", "embeddings", "task", "canaries", "pretrained"]
 ENTRY_POINT_GROUP = "rai_audit.probes"
 
 # A probe's metric declarations: metric name -> the groups it is written with. A frozenset lists them (None
@@ -261,6 +260,8 @@ _entry_points_loaded = False
 
 
 class UnknownProbeError(InputError, KeyError):
+    """No probe is registered under a name (a failed lookup, so a KeyError too); the message suggests the closest."""
+
     def __str__(self) -> str:
         return str(self.args[0])
 

@@ -18,7 +18,6 @@ from audit.errors import InputError
 
 EXAMPLES_FILE = "examples.jsonl"
 TASK_FILE = "task.json"
-SPLITS = ("train", "validation", "test")
 
 
 class TaskDataError(InputError):
