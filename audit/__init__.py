@@ -7,7 +7,6 @@ imports neither torch nor transformers.
 """
 
 import importlib
-from importlib import metadata
 
 from audit.import_hook import call_after_import
 
@@ -16,8 +15,10 @@ DISTRIBUTION = "rai-audit"
 
 def __getattr__(name: str) -> str:
     """``audit.__version__``: the installed distribution's version, so that pyproject.toml is the one place it
-    is written (read on first use: the metadata lookup costs a directory scan)."""
+    is written (imported and read on first use: importing importlib.metadata alone takes tens of milliseconds)."""
     if name == "__version__":
+        from importlib import metadata
+
         try:
             return metadata.version(DISTRIBUTION)
         except metadata.PackageNotFoundError:  # run from a source tree that was never installed
