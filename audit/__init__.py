@@ -10,7 +10,20 @@ import importlib
 
 from audit.import_hook import call_after_import
 
-__version__ = "0.1.0"
+DISTRIBUTION = "rai-audit"
+
+
+def __getattr__(name: str) -> str:
+    """``audit.__version__``: the installed distribution's version, so that pyproject.toml is the one place it
+    is written (imported and read on first use: importing importlib.metadata alone takes tens of milliseconds)."""
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            return metadata.version(DISTRIBUTION)
+        except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+            return "0+unknown"
+    raise AttributeError(f"module 'audit' has no attribute {name!r}")
 
 
 def _register_auto_classes() -> None:

@@ -21,6 +21,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from audit.errors import InputError
+from audit.import_hook import call_after_import
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Responsible-AI audits of text encoders: bias, fairness, privacy leakage, explanations.")
 data_app = typer.Typer(no_args_is_help=True, help="Datasets the catalog knows and where they resolve.")
@@ -28,24 +31,6 @@ app.add_typer(data_app, name="data")
 
 console = Console(stderr=True)
 _state = {"debug": False}
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input (printed as one line, exit 2) rather than a bug."""
-    from audit.compare import CompareError
-    from audit.config import AuditConfigError
-    from audit.data.errors import DatasetError
-    from audit.data.task import TaskDataError
-    from audit.gate import PolicyError
-    from audit.outputs import OutputPathError
-    from audit.results import ResultsFileError
-    from audit.subject import SubjectLoadError
-    from audit.train.errors import TrainInputError
-    from audit.verify import VerifyInputError
-    from probes.base import ProbeInputError, UnknownProbeError
-
-    return (AuditConfigError, CompareError, DatasetError, OutputPathError, PolicyError, ProbeInputError,
-            ResultsFileError, SubjectLoadError, TaskDataError, TrainInputError, UnknownProbeError, VerifyInputError)
 
 
 def _report_error(error: BaseException) -> None:
@@ -65,24 +50,38 @@ def _handles_errors(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except typer.Exit:
             raise
-        except _user_errors() as error:
+        except InputError as error:  # bad input, not a bug: every such error derives from it
             _report_error(error)  # with --debug too: the traceback is extra, the exit code stays 2
             raise typer.Exit(2) from None
 
     return wrapper
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from audit import __version__
+
+        typer.echo(f"rai-audit {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logging."),
-          verbose: bool = typer.Option(False, "--verbose", "-v", help="Show progress logging.")) -> None:
+          verbose: bool = typer.Option(False, "--verbose", "-v", help="Show progress logging."),
+          version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
     _state["debug"] = debug
     level = logging.DEBUG if debug else (logging.INFO if verbose else logging.WARNING)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not debug:  # the CLI owns the console: no library progress bars or load reports between our lines
-        from transformers.utils import logging as transformers_logging
+        call_after_import("transformers", _quiet_transformers)  # commands that only read results never load it
 
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
 
 
 def _progress(message: str) -> None:

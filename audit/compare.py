@@ -20,13 +20,14 @@ from typing import Literal
 import numpy as np
 from scipy import stats as scipy_stats
 
+from audit.errors import InputError
 from audit.results import AuditResults, Metric, ProbeResult, load_results
 
 Call = Literal["better", "worse", "no significant difference", "not comparable"]
 ALPHA = 0.05
 
 
-class CompareError(ValueError):
+class CompareError(InputError):
     """Runs that cannot be compared (fewer than two, or no probe in common)."""
 
 

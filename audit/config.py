@@ -22,10 +22,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from audit.errors import InputError
 from audit.validation import describe_validation_error, read_toml_file
 
 
-class AuditConfigError(ValueError):
+class AuditConfigError(InputError):
     """An audit config that cannot be used; the message names the file, the key and what is expected."""
 
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from audit.errors import InputError
 from audit.results import AuditResults, Metric, ProbeResult, Verdict, load_results
 from audit.terminal import printable
 from audit.validation import describe_validation_error, read_toml_file
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 Statistic = Literal["value", "ci_low", "ci_high"]
 
 
-class PolicyError(ValueError):
+class PolicyError(InputError):
     """A policy that cannot be applied: malformed TOML, an unknown key, probe or metric (with a suggestion)."""
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
+from audit.errors import InputError
 from audit.model_size import config_size_problem
 
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
@@ -33,7 +34,7 @@ WEIGHTS_INDEX = "model.safetensors.index.json"
 WEIGHTS_SUFFIX = ".safetensors"
 
 
-class SubjectLoadError(Exception):
+class SubjectLoadError(InputError):
     """A model directory cannot be loaded (missing, pickled, damaged, hostile, unknown architecture, inconsistent)."""
 
 

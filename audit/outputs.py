@@ -8,13 +8,14 @@ import os
 import tempfile
 from pathlib import Path
 
+from audit.errors import InputError
 from audit.junit import junit_xml
 from audit.results import AuditResults
 
 RESULTS_FILE, REPORT_FILE, JUNIT_FILE = "results.json", "report.html", "junit.xml"
 
 
-class OutputPathError(ValueError):
+class OutputPathError(InputError):
     """An output path that cannot be written: not a folder, a folder where a file goes, or not writable."""
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from audit.errors import InputError
 from audit.figure_data import check_figure_data
 
 # 1.1 added ``manifest`` and ``results_sha256`` (tamper evidence, see ``content_sha256``); both are optional so
@@ -361,7 +362,7 @@ class AuditResults(_Strict):
         return json.dumps(document, indent=2, sort_keys=False, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-class ResultsFileError(ValueError):
+class ResultsFileError(InputError):
     """A results.json that cannot be read: not JSON, another schema version, or not matching the schema."""
 
 

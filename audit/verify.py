@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from audit.digests import file_sha256, folder_files
+from audit.errors import InputError
 from audit.results import (
     READABLE_SCHEMA_VERSIONS,
     SELF_DIGEST_FIELD,
@@ -45,7 +46,7 @@ REPORT_DIGEST_META = "rai-audit-results-sha256"
 _REPORT_DIGEST = re.compile(rf'<meta name="{REPORT_DIGEST_META}" content="([0-9a-f]{{64}})">')
 
 
-class VerifyInputError(ValueError):
+class VerifyInputError(InputError):
     """``rai-audit verify`` cannot start: a missing or unreadable file, or not a results.json with digests."""
 
 

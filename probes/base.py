@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from audit.errors import InputError
 from audit.results import DatasetRecord, Family, ProbeResult
 
 if TYPE_CHECKING:  # imported only for type hints, to keep `import probes` light
@@ -33,7 +34,6 @@ if TYPE_CHECKING:  # imported only for type hints, to keep `import probes` light
 
 logger = logging.getLogger(__name__)
 
-Need = Literal["mlm", "classifier", "embeddings", "task", "canaries", "pretrained"]
 ENTRY_POINT_GROUP = "rai_audit.probes"
 
 # What a probe may need from the subject: one capability, or LANGUAGE_MODEL for a probe that scores text
@@ -78,7 +78,7 @@ class ProbeSkipped(Exception):
     """Raised inside ``run`` when the probe cannot run on this subject or data; recorded as status "skipped"."""
 
 
-class ProbeInputError(ValueError):
+class ProbeInputError(InputError):
     """Bad input to a probe (a missing column, a malformed file): the message says what is wrong and what is expected."""
 
 
@@ -267,7 +267,9 @@ _REGISTRY: dict[str, type[Probe]] = {}
 _entry_points_loaded = False
 
 
-class UnknownProbeError(KeyError):
+class UnknownProbeError(InputError, KeyError):
+    """No probe is registered under a name (a failed lookup, so a KeyError too); the message suggests the closest."""
+
     def __str__(self) -> str:
         return str(self.args[0])
 

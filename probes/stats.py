@@ -48,22 +48,6 @@ def bootstrap_mean_ci(
     return Interval(float(values.mean()), float(low), float(high))
 
 
-def bootstrap_ci(
-    statistic: Callable[[np.ndarray], float],
-    values,
-    *,
-    rng: np.random.Generator,
-    n_resamples: int = 1000,
-    confidence: float = 0.95,
-) -> Interval:
-    """Any statistic of a sample with a percentile bootstrap interval (loops: use for non-vectorisable ones)."""
-    values = np.asarray(values)
-    indices = bootstrap_indices(len(values), n_resamples, rng)
-    replicates = np.array([statistic(values[row]) for row in indices], dtype=float)
-    low, high = percentile_interval(replicates, confidence=confidence)
-    return Interval(float(statistic(values)), float(low), float(high))
-
-
 def binomial_test(successes: int, trials: int, *, p: float = 0.5) -> float:
     """Exact two-sided binomial test p-value (e.g. CrowS-Pairs preference against 50%)."""
     if trials == 0:

@@ -58,9 +58,12 @@ def bar_chart(figure: Figure) -> str:
     axes.barh(positions, values, color=_PALETTE[0], height=0.6)
     if data.get("ci_low") and data.get("ci_high"):
         low, high = _numbers(data["ci_low"]), _numbers(data["ci_high"])
-        left = [value - lo if not math.isnan(lo) else 0 for value, lo in zip(values, low)]
-        right = [hi - value if not math.isnan(hi) else 0 for value, hi in zip(values, high)]
-        axes.errorbar(values, positions, xerr=[left, right], fmt="none", ecolor="#1a202c", capsize=3, lw=1)
+        # Drawn from its two ends, not as value ± error: a percentile interval need not contain the estimate.
+        low = [value if math.isnan(lo) else lo for value, lo in zip(values, low)]
+        high = [value if math.isnan(hi) else hi for value, hi in zip(values, high)]
+        centres = [(lo + hi) / 2 for lo, hi in zip(low, high)]
+        half_widths = [abs(hi - lo) / 2 for lo, hi in zip(low, high)]
+        axes.errorbar(centres, positions, xerr=half_widths, fmt="none", ecolor="#1a202c", capsize=3, lw=1)
     if data.get("reference") is not None:
         axes.axvline(float(data["reference"]), color="#c53030", ls="--", lw=1)
     axes.set_yticks(positions, labels)

@@ -6,8 +6,10 @@ Every message is one line that says what is wrong and what is expected, so the C
 
 from __future__ import annotations
 
+from audit.errors import InputError
 
-class DatasetError(ValueError):
+
+class DatasetError(InputError):
     """Base class: a dataset could not be provided as asked."""
 
 

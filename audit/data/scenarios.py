@@ -68,6 +68,7 @@ from audit.data.scenario_vocabulary import (
     SURNAMES,
 )
 from audit.data.task import LabelledExample, TaskData
+from audit.errors import InputError
 
 __all__ = [
     "FEMALE_NAMES",
@@ -92,7 +93,7 @@ FLIP_POLICIES = ("lowest_merit", "random")
 _STREAM_TEXTS, _STREAM_SPLITS, _STREAM_FLIPS = 0, 1, 2
 
 
-class ScenarioConfigError(ValueError):
+class ScenarioConfigError(InputError):
     """A calibration-scenario setting is out of range; the message names it and the allowed range."""
 
 

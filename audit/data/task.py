@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from audit.errors import InputError
+
 EXAMPLES_FILE = "examples.jsonl"
 TASK_FILE = "task.json"
-SPLITS = ("train", "validation", "test")
 
 
-class TaskDataError(ValueError):
+class TaskDataError(InputError):
     """The task files are missing or malformed; the message says what to re-run."""
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from transformers import PreTrainedConfig
 
+from audit.errors import InputError
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """An AuditTransformerConfig field has a value the model cannot be built from."""
 
 

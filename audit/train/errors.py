@@ -1,14 +1,16 @@
 """Named errors of the training pipeline; every message is one line saying what is wrong and what is expected.
 
-The CLI catches ``TrainInputError`` (and its subclasses) and prints the message with exit code 2.
+They derive from ``audit.errors.InputError``, which the CLI catches: it prints the message with exit code 2.
 """
 
 from __future__ import annotations
 
 import math
 
+from audit.errors import InputError
 
-class TrainInputError(ValueError):
+
+class TrainInputError(InputError):
     """Bad input to pretraining or fine-tuning (a config, a corpus, a dataset or a model directory)."""
 
 

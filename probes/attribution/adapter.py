@@ -154,9 +154,6 @@ class AttributionModel:
             lengths=[len(row) for row in rows],
         )
 
-    def is_special(self, token_id: int) -> bool:
-        return int(token_id) in self._special_ids
-
     def tokens(self, ids: list[int]) -> list[str]:
         return list(self.tokenizer.convert_ids_to_tokens(list(ids)))
 

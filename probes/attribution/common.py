@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 from pydantic import Field
 
 from probes.attribution.adapter import AttributionModel
@@ -119,7 +118,3 @@ def top_words(attribution: TokenAttribution, model: AttributionModel, k: int = 3
 
 def method_label(method: Method) -> str:
     return METHOD_LABELS[method]
-
-
-def as_float_list(values: np.ndarray) -> list[float]:
-    return [float(value) for value in np.asarray(values, dtype=float)]

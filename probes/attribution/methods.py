@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 
+from audit.errors import InputError
 from probes.attribution.adapter import AttributionModel, BaselineToken, EncodedBatch, WordAlignment
 
 Method = Literal["integrated_gradients", "gradient_x_input", "attention_rollout"]
@@ -40,7 +41,7 @@ METHOD_LABELS = {
 }
 
 
-class AttributionSettingsError(ValueError):
+class AttributionSettingsError(InputError):
     """An attribution setting is out of range (e.g. n_steps < 1)."""
 
 

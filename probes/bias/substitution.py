@@ -58,13 +58,6 @@ class TermSwapper:
                 self._lookup.setdefault(_normalise(term), (value, slot))
         self._pattern = _term_pattern(tuple(term for terms in category.values.values() for term in terms))
 
-    def values_in(self, text: str) -> list[str]:
-        """The category values mentioned in ``text``, in order of first mention."""
-        seen: dict[str, None] = {}
-        for match in self._pattern.finditer(text):
-            seen.setdefault(self._lookup[_normalise(match.group(0))][0], None)
-        return list(seen)
-
     def counterfactuals(self, text: str) -> list[Counterfactual]:
         matches = list(self._pattern.finditer(text))
         if not matches:

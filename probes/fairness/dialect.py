@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from audit.errors import InputError
+
 TOPICS = ("african_american", "hispanic", "asian", "white")
 AA, WHITE = 0, 3
 DEFAULT_THRESHOLD = 0.6
@@ -53,7 +55,7 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.replace("#", " "))
 
 
-class DialectModelError(ValueError):
+class DialectModelError(InputError):
     """The TwitterAAE files are missing or malformed."""
 
 

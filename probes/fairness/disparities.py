@@ -32,11 +32,6 @@ class Estimate:
     undefined_reason: str | None = None
 
 
-def _finite(value) -> float | None:
-    value = float(value)
-    return value if np.isfinite(value) else None
-
-
 def _interval(replicates: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
     return finite_interval(replicates, confidence=confidence)
 

