@@ -250,8 +250,9 @@ class FileDigest(_Strict):
 class ModelFolderDigests(_Strict):
     """Every file of a model folder the audit used, as it was when the audit ran.
 
-    ``roles``: "subject" (the audited model), "mlm" (the masked-LM side model), "pretrained" (the model the
-    classifier was fine-tuned from, used for shadow/reference models); one folder may play several roles.
+    ``roles``: "subject" (the audited model), "mlm" / "causal-lm" (the language model the probes score),
+    "pretrained" (the model the classifier was fine-tuned from, used for shadow/reference models); one folder may
+    play several roles.
     ``files`` are the regular files at the top of the folder (weights, config, tokenizer files, our training
     records and task data), hidden files excepted, sorted by name; sub-folders are not read when loading and are
     left out.

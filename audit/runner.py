@@ -245,10 +245,13 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
 
 
 def _model_folders(subject: ModelUnderAudit, resolved: ResolvedSubject) -> list[tuple[Path, str]]:
-    """(folder, role) of every model folder the audit reads: the subject, its masked-LM, its pretrained encoder."""
+    """(folder, role) of every model folder the audit reads: the subject, its masked or causal LM, its pretrained
+    encoder."""
     folders = [(subject.path, "subject")]
     if subject.mlm_path is not None:
         folders.append((subject.mlm_path, "mlm"))
+    if subject.causal_lm_path is not None:
+        folders.append((subject.causal_lm_path, "causal-lm"))
     if resolved.pretrained_dir is not None and resolved.pretrained_dir.is_dir():
         folders.append((resolved.pretrained_dir, "pretrained"))
     return folders

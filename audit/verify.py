@@ -4,8 +4,8 @@ What is checked, in this order, stopping at the first mismatch:
 1. the self-digest: ``results_sha256`` against the fingerprint of the file's content (``audit.results.
    content_sha256``) — an edited value anywhere in results.json breaks it;
 2. the config as run against ``manifest.config_sha256``;
-3. every model folder of the manifest (the subject — or ``--model DIR`` in its place — the masked-LM side model,
-   the pretrained model): each recorded file must be there with the recorded sha256, and no other file may have
+3. every model folder of the manifest (the subject — or ``--model DIR`` in its place — the masked- or causal-LM
+   side model, the pretrained model): each recorded file must be there with the recorded sha256, and no other file may have
    appeared (a new file, e.g. a shard index, changes what loads);
 4. every dataset file and the policy file, at their recorded paths;
 5. the report (``--report``): the results digest it embeds (``<meta name="rai-audit-results-sha256">``) must be
