@@ -269,6 +269,7 @@ class _MLMTrainer:
                     break
                 if stop_after_steps is not None and step >= stop_after_steps:
                     self._checkpoint(step, elapsed, tokens_seen)
+                    shown.close(failed=True)  # interrupted, to be resumed: not "done"
                     return TrainSummary(step, elapsed, tokens_seen, interrupted=True, history=history)
                 lr = learning_rate(self._progress(step + 1, elapsed, budget), train)
                 for group in self.optimizer.param_groups:
