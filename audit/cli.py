@@ -84,8 +84,14 @@ def _quiet_transformers() -> None:
     transformers_logging.disable_progress_bar()
 
 
-def _progress(message: str) -> None:
-    console.print(f"[dim]·[/dim] {message}")
+def _quiet_option() -> bool:
+    return typer.Option(False, "--quiet", "-q", help="No progress display (bars on a terminal, lines in a log).")
+
+
+def _progress_reporter(quiet: bool):
+    from audit.progress_display import reporter_for
+
+    return reporter_for(console, quiet=quiet)
 
 
 def _wrote(path: Path) -> None:
@@ -111,6 +117,7 @@ def run(
     threads: int | None = typer.Option(None, "--threads", help="torch threads (results depend on it)."),
     fresh: bool = typer.Option(False, "--fresh", help="Run every probe, ignoring results an interrupted run "
                                "into --out stored."),
+    quiet: bool = _quiet_option(),
 ) -> None:
     """Run an audit and write results.json, report.html and junit.xml.
 
@@ -121,6 +128,7 @@ def run(
     from audit.config import config_from_dict, default_config, load_audit_config
     from audit.outputs import check_output_folder, write_run_outputs
     from audit.probe_store import remove_store
+    from audit.progress import reporting_to
     from audit.runner import run_audit, select_probes
 
     check_output_folder(out)
@@ -139,7 +147,8 @@ def run(
         gate_policy = load_policy(policy)  # validate before hours of work, not after
         check_rules_against_probes(gate_policy, probes)
         policy_digest = external_file_digest(policy)  # the rules as read, for the manifest
-    results = run_audit(audit_config, progress=_progress, command=" ".join(sys.argv), resume_from=out, fresh=fresh)
+    progress = _progress_reporter(quiet)
+    results = run_audit(audit_config, progress=progress, command=" ".join(sys.argv), resume_from=out, fresh=fresh)
     gate_error = None
     if gate_policy is not None:
         from audit.gate import evaluate_policy
@@ -149,11 +158,10 @@ def run(
             results.manifest.policy = policy_digest
         except Exception as error:  # noqa: BLE001  (finished results are written whatever gating raised)
             gate_error = error
-    written = write_run_outputs(results, out)
+    with reporting_to(progress):
+        written = write_run_outputs(results, out)
     remove_store(out)  # the run is complete: running it again starts afresh
-    _print_probe_table(results)
-    for path in written.values():
-        _wrote(path)
+    _print_summary(results, written)
     if gate_error is not None:
         raise gate_error  # reported like any other error; the results above are kept
     broken = any(not v.passed and v.severity == "fail" for v in results.verdicts or [])
@@ -161,19 +169,60 @@ def run(
     raise typer.Exit(1 if broken or errored else 0)
 
 
-def _print_probe_table(results) -> None:
-    table = Table(title="rai-audit", show_lines=False)
-    for column in ("probe", "family", "status", "findings", "seconds"):
-        table.add_column(column)
+def _print_summary(results, written: dict[str, Path]) -> None:
+    """Per probe: outcome, headline metric with its interval and time taken; then the files, the report last."""
     from rich.markup import escape
 
+    from audit.outputs import REPORT_FILE
+    from audit.progress_display import format_duration
     from audit.terminal import printable
+    from reports.render import format_interval, format_number
 
+    table = Table(title="rai-audit summary")
+    for column in ("probe", "outcome", "headline metric (interval)", "time"):
+        table.add_column(column, justify="right" if column == "time" else "left")
     for result in results.probes:
-        levels = ", ".join(sorted({finding.level for finding in result.findings})) or "-"
-        table.add_row(escape(printable(result.probe)), result.family, result.status, levels,
-                      f"{result.duration_s:.1f}")
+        metric = _headline_metric(result)
+        headline = "-"
+        if metric is not None:
+            group = f" [{metric.group}]" if metric.group is not None else ""
+            headline = f"{metric.name}{group} = {format_number(metric.value)} {format_interval(metric)}".strip()
+        table.add_row(escape(printable(result.probe)), _outcome(result), escape(printable(headline)),
+                      format_duration(result.duration_s))
     console.print(table)
+    for name, path in written.items():
+        if name != REPORT_FILE:
+            _wrote(path)
+    if REPORT_FILE in written:
+        console.print(f"report: [bold]{escape(printable(written[REPORT_FILE]))}[/bold]", highlight=False)
+
+
+_OUTCOME_STYLE = {"fail": "red", "error": "red", "warn": "yellow", "pass": "green"}
+
+
+def _outcome(result) -> str:
+    """The probe's status when it did not run to the end, else its most severe finding."""
+    from audit.results import FINDING_SEVERITY
+
+    if result.status != "ok":
+        outcome = result.status
+    else:
+        outcome = max((finding.level for finding in result.findings), key=FINDING_SEVERITY.get, default="ok")
+    style = _OUTCOME_STYLE.get(outcome)
+    return f"[{style}]{outcome}[/{style}]" if style else outcome
+
+
+def _headline_metric(result):
+    """The metric the probe's most severe finding is about (overall if written so, else its first group), else
+    the probe's first overall metric."""
+    from audit.results import FINDING_SEVERITY
+
+    for finding in sorted(result.findings, key=lambda finding: -FINDING_SEVERITY[finding.level]):
+        named = sorted((metric for metric in result.metrics if metric.name == finding.metric),
+                       key=lambda metric: metric.group is not None)
+        if named:
+            return named[0]
+    return next((metric for metric in result.metrics if metric.group is None), None)
 
 
 @app.command()
@@ -196,17 +245,19 @@ def pretrain(config: str = typer.Option(..., "--config", help="Pretraining TOML,
                                         "tiny-causal, small-causal."),
              out: Path = typer.Option(..., "--out", help="Output model folder."),
              resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
-             data_dir: Path | None = _data_dir_option()) -> None:
+             data_dir: Path | None = _data_dir_option(),
+             quiet: bool = _quiet_option()) -> None:
     """Pretrain our transformer: masked-language or next-token modelling (after Ctrl-C, --resume continues)."""
     from audit.outputs import check_output_folder
+    from audit.progress import reporting_to
     from audit.train.config import load_pretrain_config
     from audit.train.pretrain import pretrain as run_pretrain
 
     check_output_folder(out, staged_beside=True)
     pretrain_config = load_pretrain_config(config)
     try:
-        path = run_pretrain(pretrain_config, out, data_dir=data_dir, resume=resume,
-                            progress=sys.stderr.isatty())
+        with reporting_to(_progress_reporter(quiet)):
+            path = run_pretrain(pretrain_config, out, data_dir=data_dir, resume=resume)
     except KeyboardInterrupt as interrupt:
         _report_error(KeyboardInterrupt(_interrupted_message(out)).with_traceback(interrupt.__traceback__))
         raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
@@ -232,14 +283,18 @@ def _interrupted_message(out: Path) -> str:
 def finetune(config: str = typer.Option(..., "--config", help="Fine-tuning TOML (or preset: davidson, scenario)."),
              from_dir: Path = typer.Option(..., "--from", help="Pretrained model folder."),
              out: Path = typer.Option(..., "--out", help="Output classifier folder."),
-             data_dir: Path | None = _data_dir_option()) -> None:
+             data_dir: Path | None = _data_dir_option(),
+             quiet: bool = _quiet_option()) -> None:
     """Fine-tune a pretrained encoder as a classifier (writes split membership for the privacy probes)."""
     from audit.outputs import check_output_folder
+    from audit.progress import reporting_to
     from audit.train.config import load_finetune_config
     from audit.train.finetune import run_finetune
 
     check_output_folder(out, staged_beside=True)
-    path = run_finetune(load_finetune_config(config), from_dir, out, data_dir=data_dir)
+    finetune_config = load_finetune_config(config)
+    with reporting_to(_progress_reporter(quiet)):
+        path = run_finetune(finetune_config, from_dir, out, data_dir=data_dir)
     _wrote(path)
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from audit.errors import InputError
 from audit.junit import junit_xml
-from audit.results import AuditResults
+from audit.progress import current_reporter
+from audit.results import AuditResults, StageTiming
 
 RESULTS_FILE, REPORT_FILE, JUNIT_FILE = "results.json", "report.html", "junit.xml"
 
@@ -99,13 +101,24 @@ def write_atomic(path: str | Path, text: str) -> Path:
 
 
 def write_run_outputs(results: AuditResults, out_dir: str | Path) -> dict[str, Path]:
-    """results.json, report.html and junit.xml; everything is rendered before the first file is written."""
+    """results.json, report.html and junit.xml; everything is rendered before the first file is written.
+
+    The wall time of rendering is recorded first, as the stage "rendering" of ``results.run.stages`` (``results``
+    is updated), so that results.json and the report both show it: the report is rendered once to time it and again
+    with that time in it; charts, the slow part, are drawn only the first time (``reports.render``'s chart cache).
+    """
     from reports import render_html
 
     out_dir = Path(out_dir)
-    rendered = {
-        RESULTS_FILE: results.to_json(),
-        REPORT_FILE: render_html(results),
-        JUNIT_FILE: junit_xml(results),
-    }
+    started = time.perf_counter()
+    with current_reporter().task("rendering the report"):
+        render_html(results)
+        junit_xml(results)
+        timing = StageTiming(stage="rendering", duration_s=round(time.perf_counter() - started, 3))
+        results.run.stages = [stage for stage in results.run.stages if stage.stage != "rendering"] + [timing]
+        rendered = {
+            RESULTS_FILE: results.to_json(),
+            REPORT_FILE: render_html(results),
+            JUNIT_FILE: junit_xml(results),
+        }
     return {name: write_atomic(out_dir / name, text) for name, text in rendered.items()}

@@ -21,13 +21,15 @@ from audit.figure_data import check_figure_data
 
 # 1.1 added ``manifest`` and ``results_sha256`` (tamper evidence, see ``content_sha256``); both are optional so
 # that 1.0 files, which lack them, still load. Every file this version writes has both.
-SCHEMA_VERSION = "1.1"
-READABLE_SCHEMA_VERSIONS = ("1.0", "1.1")
+# 1.2 added ``run.stages`` (wall time per stage); optional, so 1.0 and 1.1 files load with an empty list.
+SCHEMA_VERSION = "1.2"
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
 SELF_DIGEST_FIELD = "results_sha256"
 
 Family = Literal["bias", "fairness", "privacy", "attribution"]
 ProbeStatus = Literal["ok", "error", "skipped"]
 FindingLevel = Literal["pass", "warn", "fail", "info"]
+FINDING_SEVERITY: dict[str, int] = {"fail": 3, "warn": 2, "pass": 1, "info": 0}  # the worst finding leads
 Cell = str | int | float | bool | None
 
 
@@ -198,6 +200,18 @@ class DatasetRecord(_Strict):
     rows: int
 
 
+Stage = Literal["pretraining", "fine-tuning", "loading", "probe", "rendering"]
+
+
+class StageTiming(_Strict):
+    """Wall time of one stage of a run: training the subject, loading (and hashing) it, one probe, rendering."""
+
+    stage: Stage
+    probe: str | None = None  # the probe's name, for stage "probe"
+    duration_s: float = Field(ge=0.0, allow_inf_nan=False)
+    reused: bool = False  # a cached model or a probe result stored by an interrupted run was reused, not made
+
+
 class RunInfo(_Strict):
     id: str
     started: str
@@ -208,6 +222,7 @@ class RunInfo(_Strict):
     git_sha: str | None = None
     hardware: dict[str, str] = Field(default_factory=dict)
     command: str = ""
+    stages: list[StageTiming] = Field(default_factory=list)  # in the order they ran
 
 
 class SubjectInfo(_Strict):

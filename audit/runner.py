@@ -12,7 +12,6 @@ import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -26,6 +25,7 @@ from audit.data.task import TaskData
 from audit.digests import external_file_digest, model_folder_manifest
 from audit.model_folder import SubjectLoadError, read_json_record
 from audit.probe_store import ProbeResultStore, file_digest_or_reason
+from audit.progress import SILENT, ProgressReporter, ProgressTask, reporting_to
 from audit.results import (
     AuditResults,
     DatasetRecord,
@@ -33,6 +33,8 @@ from audit.results import (
     ModelFolderDigests,
     ProbeResult,
     RunInfo,
+    Stage,
+    StageTiming,
     json_sha256,
 )
 from audit.subject import ModelUnderAudit
@@ -87,12 +89,16 @@ def training_cache_keys(pretrain_config, finetune_config) -> tuple[str, str]:
 
 
 def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None,
-                  progress: Callable[[str], None] = lambda message: None) -> Path:
-    """Pretrain and fine-tune per the recipe, reusing cached models whose recipe hash matches."""
+                  progress: ProgressReporter = SILENT, stages: list[StageTiming] | None = None) -> Path:
+    """Pretrain and fine-tune per the recipe, reusing cached models whose recipe hash matches.
+
+    Each stage's wall time is appended to ``stages`` (when given), marked ``reused`` for a cache hit.
+    """
     from audit.train.config import finetune_config_from_dict, load_pretrain_config, pretrain_config_from_dict
     from audit.train.finetune import run_finetune
     from audit.train.pretrain import pretrain
 
+    stages = [] if stages is None else stages
     if isinstance(recipe.pretrain, str):
         pretrain_config = load_pretrain_config(recipe.pretrain)
     else:
@@ -102,19 +108,30 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
     _check_datasets_before_training(pretrain_config, finetune_config, data_dir)
     pretrain_key, finetune_key = training_cache_keys(pretrain_config, finetune_config)
     pretrained_dir = cache_dir / "models" / f"pretrained-{pretrain_key}"
+    started = time.perf_counter()
     if (pretrained_dir / "model.safetensors").is_file():
         progress(f"reusing pretrained model {pretrained_dir}")
+        stages.append(timed("pretraining", started, reused=True))
     else:
-        progress("pretraining the subject's encoder (masked-LM)")
-        pretrain(pretrain_config, pretrained_dir, data_dir=data_dir, progress=False)
+        with reporting_to(progress):
+            pretrain(pretrain_config, pretrained_dir, data_dir=data_dir)
+        stages.append(timed("pretraining", started))
 
     classifier_dir = cache_dir / "models" / f"classifier-{finetune_key}"
+    started = time.perf_counter()
     if (classifier_dir / "model.safetensors").is_file():
         progress(f"reusing fine-tuned classifier {classifier_dir}")
+        stages.append(timed("fine-tuning", started, reused=True))
     else:
-        progress("fine-tuning the classifier")
-        run_finetune(finetune_config, pretrained_dir, classifier_dir, data_dir=data_dir)
+        with reporting_to(progress):
+            run_finetune(finetune_config, pretrained_dir, classifier_dir, data_dir=data_dir)
+        stages.append(timed("fine-tuning", started))
     return classifier_dir
+
+
+def timed(stage: Stage, started: float, **fields: Any) -> StageTiming:
+    """The timing of a stage that began at ``started`` (``time.perf_counter()``) and ends now."""
+    return StageTiming(stage=stage, duration_s=round(time.perf_counter() - started, 3), **fields)
 
 
 def _check_datasets_before_training(pretrain_config, finetune_config, data_dir: Path | None) -> None:
@@ -126,12 +143,13 @@ def _check_datasets_before_training(pretrain_config, finetune_config, data_dir: 
     resolve(pretrain_config.corpus.dataset, data_dir)
 
 
-def resolve_subject(config: AuditConfig, *, progress: Callable[[str], None] = lambda message: None
-                    ) -> ResolvedSubject:
+def resolve_subject(config: AuditConfig, *, progress: ProgressReporter = SILENT,
+                    stages: list[StageTiming] | None = None) -> ResolvedSubject:
     data_dir = Path(config.data_dir) if config.data_dir else None
     if config.subject.train is not None:
         cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-        model_dir = train_subject(config.subject.train, cache_dir=cache_dir, data_dir=data_dir, progress=progress)
+        model_dir = train_subject(config.subject.train, cache_dir=cache_dir, data_dir=data_dir, progress=progress,
+                                  stages=stages)
     else:
         model_dir = Path(config.subject.model).expanduser()
     record = None
@@ -162,24 +180,40 @@ def select_probes(config: AuditConfig) -> list[Probe]:
     return [get_probe(name)(config.probes.settings.get(name)) for name in chosen]
 
 
-def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda message: None,
+def run_audit(config: AuditConfig, *, progress: ProgressReporter = SILENT,
               command: str = "", resume_from: Path | None = None, fresh: bool = False) -> AuditResults:
     """Run every selected probe on the subject and return the results.
 
     With ``resume_from`` (the output folder) each finished probe's result is stored there as it finishes and a
     result stored by an interrupted run under the same key is reused instead of run again (``audit.probe_store``);
-    ``fresh`` clears what was stored first. Nothing else is written here.
+    ``fresh`` clears what was stored first. Nothing else is written here. ``progress`` hears of every stage (and,
+    as the ``current_reporter()`` meanwhile, of training steps and scoring passes inside them); the wall time of
+    each stage is recorded in ``run.stages``.
     """
+    probes = select_probes(config)
+    n_stages = len(probes) + 1 + (2 if config.subject.train is not None else 0)  # (training,) loading, probes
+    with reporting_to(progress), progress.task("audit", total=n_stages, unit="stages", eta=False) as whole:
+        return _run(config, probes, progress=progress, whole=whole, command=command, resume_from=resume_from,
+                    fresh=fresh)
+
+
+def _run(config: AuditConfig, probes: list[Probe], *, progress: ProgressReporter, whole: ProgressTask,
+         command: str, resume_from: Path | None, fresh: bool) -> AuditResults:
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    probes = select_probes(config)
-    resolved = resolve_subject(config, progress=progress)
-    subject = ModelUnderAudit.from_pretrained(resolved.model_dir, mlm_path=resolved.mlm_dir)
+    stages: list[StageTiming] = []
+    resolved = resolve_subject(config, progress=progress, stages=stages)
+    whole.update(completed=len(stages))
+    loading_started = time.perf_counter()
+    with progress.task("loading the model"):
+        subject = ModelUnderAudit.from_pretrained(resolved.model_dir, mlm_path=resolved.mlm_dir)
+        # Hashed once: the manifest of results.json and the key of stored probe results both use these digests.
+        model_digests = model_folder_manifest(_model_folders(subject, resolved))
+    stages.append(timed("loading", loading_started))
+    whole.advance()
     data_dir = Path(config.data_dir) if config.data_dir else None
-    # Hashed once: the manifest of results.json and the key of stored probe results both use these digests.
-    model_digests = model_folder_manifest(_model_folders(subject, resolved))
 
     results: list[ProbeResult] = []
     datasets: dict[str, DatasetRecord] = {}
@@ -192,7 +226,8 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
             logger.warning("ignoring malformed provenance record %r", record)
     store = (_open_probe_store(config, resolved, subject, model_digests, resume_from, fresh=fresh)
              if resume_from else None)
-    for probe in probes:
+    for number, probe in enumerate(probes, start=1):
+        probe_started = time.perf_counter()
         seed = derive_seed(config.seed, probe.name)
         stored, not_reused = store.load(probe, seed) if store is not None else (None, "")
         if stored is not None:
@@ -201,8 +236,11 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
             datasets.update((record.sha256 + record.name, record) for record in stored.datasets)
             for path, name in stored.dataset_files.items():
                 dataset_files.setdefault(path, name)
+            stages.append(timed("probe", probe_started, probe=probe.name, reused=True))
+            whole.advance()
             continue
-        progress(f"probe {probe.name}" + (f" (stored result not reused: {not_reused})" if not_reused else ""))
+        if not_reused:
+            progress(f"probe {probe.name}: stored result not reused: {not_reused}")
         context = ProbeContext(
             subject=subject,
             seed=seed,
@@ -213,7 +251,11 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
             data_dir=data_dir,
             progress=progress,
         )
-        results.append(probe.execute(context))
+        with progress.task(f"probe {number}/{len(probes)} {probe.name}") as shown:
+            results.append(probe.execute(context))
+            shown.update(info=_probe_status(results[-1]))
+        stages.append(timed("probe", probe_started, probe=probe.name))
+        whole.advance()
         for record in context.datasets_used:
             datasets[record.sha256 + record.name] = record
         if store is not None:
@@ -235,6 +277,7 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
             git_sha=_git_sha(),
             hardware=_hardware(),
             command=command,
+            stages=stages,
         ),
         subject=subject_info,
         datasets=sorted(datasets.values(), key=lambda record: record.name),
@@ -242,6 +285,14 @@ def run_audit(config: AuditConfig, *, progress: Callable[[str], None] = lambda m
         probes=results,
         manifest=_manifest(config_as_run, model_digests, dataset_files),
     )
+
+
+def _probe_status(result: ProbeResult) -> str:
+    """What the progress display says of a finished probe: nothing when it ran, else its status and why."""
+    if result.status == "ok":
+        return ""
+    reason = result.message.splitlines()[0] if result.message.strip() else ""
+    return f"{result.status}: {reason}" if reason else result.status
 
 
 def _model_folders(subject: ModelUnderAudit, resolved: ResolvedSubject) -> list[tuple[Path, str]]:

@@ -55,6 +55,7 @@ from audit.model_folder import (
     resolved_folder,
     safe_weight_files,
 )
+from audit.progress import current_reporter
 from audit.results import SubjectInfo
 from audit.token_batches import SequenceTooLongError, check_texts, length_batches, pad_token_lists
 
@@ -517,8 +518,11 @@ class ModelUnderAudit:
         scores = [np.zeros(len(p), dtype=np.float64) for p in position_lists]
         prepare = self._mlm_scorer.prepare_copies
         score_copies = prepare() if prepare is not None else None  # once per pass: it copies the weights
-        for chunk in self._pll_chunks(sequences, position_lists, batch_size):
-            self._score_chunk(chunk, sequences, position_lists, scores, score_copies)
+        with current_reporter().task("pseudo-log-likelihood", total=sum(map(len, position_lists)),
+                                     unit="tokens") as shown:
+            for chunk in self._pll_chunks(sequences, position_lists, batch_size):
+                self._score_chunk(chunk, sequences, position_lists, scores, score_copies)
+                shown.advance(len(chunk))
         return scores
 
     def pll_scores_reference(self, token_ids: Sequence[Sequence[int]], positions: Sequence[Sequence[int]]
@@ -764,10 +768,11 @@ class ModelUnderAudit:
         if not texts:
             return output
         token_ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        with torch.inference_mode():
+        with torch.inference_mode(), current_reporter().task("forward passes", total=len(texts), unit="texts") as shown:
             for batch in length_batches([len(ids) for ids in token_ids], batch_size):
                 input_ids, attention_mask = self._pad([token_ids[index] for index in batch])
                 output[batch] = compute(input_ids, attention_mask).float().cpu().numpy()
+                shown.advance(len(batch))
         return output
 
 

@@ -59,7 +59,7 @@ def small_model_dir() -> Path:
     if not (directory / "model.safetensors").is_file():
         print(f"pretraining the small preset into {directory} (a few minutes)", flush=True)
         data_dir = os.environ.get("RAI_AUDIT_DATA_DIR")
-        pretrain(config, directory, data_dir=data_dir, progress=False)
+        pretrain(config, directory, data_dir=data_dir)
     return directory
 
 

@@ -15,7 +15,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -26,6 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from audit.errors import InputError
+from audit.progress import ProgressReporter, current_reporter
 from audit.results import DatasetRecord, Family, ProbeResult
 
 if TYPE_CHECKING:  # imported only for type hints, to keep `import probes` light
@@ -97,6 +98,9 @@ class ProbeContext:
     pretrained_dir: the masked-LM checkpoint the classifier was fine-tuned from (shadow models).
     finetune_recipe: the fine-tuning settings used for the classifier (to train reference models the same way).
     data_dir:       the data directory setting (``--data-dir`` / RAI_AUDIT_DATA_DIR), for the data catalog.
+    progress:       where to say how far the probe has got (``audit.progress``): ``ctx.progress("…")`` for a
+                    step, ``with ctx.progress.task("…", total=n) as task: … task.advance()`` for a long loop.
+                    Silent unless the caller set one; the CLI renders it.
     """
 
     subject: ModelUnderAudit | None
@@ -106,7 +110,7 @@ class ProbeContext:
     pretrained_dir: Path | None = None
     finetune_recipe: dict[str, Any] | None = None
     data_dir: Path | None = None
-    progress: Callable[[str], None] = lambda message: None
+    progress: ProgressReporter = field(default_factory=current_reporter)
     datasets_used: list[DatasetRecord] = field(default_factory=list)
     # Local files each loaded dataset was read from (path -> dataset name): results.json's manifest lists their
     # digests, and a stored probe result (audit.probe_store) is reused only while they are unchanged.

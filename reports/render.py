@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from audit.results import AuditResults, Figure, Metric, ProbeResult
+from audit.results import FINDING_SEVERITY, AuditResults, Figure, Metric, ProbeResult
 from reports.charts import render_chart
 
 FAMILY_ORDER = ("bias", "fairness", "privacy", "attribution")
@@ -24,7 +24,6 @@ FAMILY_TITLES = {
     "privacy": "Privacy leakage",
     "attribution": "Explanations (attributions)",
 }
-_LEVEL_RANK = {"fail": 3, "warn": 2, "pass": 1, "info": 0}
 
 
 @lru_cache(maxsize=1)
@@ -91,12 +90,18 @@ def _figure_view(figure: Figure) -> dict[str, Any]:
             {"title": str(item.get("title", "")), "cells": _token_heatmap(item)} for item in figure.data["items"]
         ]
     else:
-        view["svg"] = Markup(render_chart(figure))  # matplotlib's SVG writer escapes all text
+        view["svg"] = Markup(_chart_svg(figure.model_dump_json()))  # matplotlib's SVG writer escapes all text
     return view
 
 
+@lru_cache(maxsize=64)
+def _chart_svg(figure_json: str) -> str:
+    """A chart, drawn once per distinct figure: a run renders its report twice (once to time the rendering)."""
+    return render_chart(Figure.model_validate_json(figure_json))
+
+
 def _probe_view(result: ProbeResult) -> dict[str, Any]:
-    level = max((finding.level for finding in result.findings), key=_LEVEL_RANK.get, default="info")
+    level = max((finding.level for finding in result.findings), key=FINDING_SEVERITY.get, default="info")
     if result.status == "error":
         level = "fail"
     return {
@@ -116,7 +121,7 @@ def overall_status(results: AuditResults) -> str:
     if any(probe.status == "error" for probe in results.probes):
         levels.append("warn")
     levels += ["warn" for verdict in results.verdicts if not verdict.passed]
-    return max(levels, key=_LEVEL_RANK.get, default="pass") if levels else "pass"
+    return max(levels, key=FINDING_SEVERITY.get, default="pass") if levels else "pass"
 
 
 def _summary(results: AuditResults) -> list[dict[str, Any]]:
@@ -132,7 +137,7 @@ def _summary(results: AuditResults) -> list[dict[str, Any]]:
                 metric = next((m for m in probe.metrics if m.name == finding.metric and m.group is None), None)
             rows.append({"probe": probe.probe, "family": probe.family, "level": finding.level,
                          "message": finding.message, "metric": metric})
-    rows.sort(key=lambda row: -_LEVEL_RANK[row["level"]])
+    rows.sort(key=lambda row: -FINDING_SEVERITY[row["level"]])
     return rows
 
 

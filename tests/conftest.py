@@ -41,7 +41,7 @@ def small_pretrained_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("small_pretrained") / "model"
     config = load_pretrain_config("small")
     config = config.model_copy(update={"train": config.train.model_copy(update={"precision": TEST_PRECISION})})
-    return pretrain(config, out, data_dir=data_dir, progress=False)
+    return pretrain(config, out, data_dir=data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 from audit.data.task import LabelledExample, TaskData
 from audit.model_folder import load_tokenizer
 from audit.outputs import give_folder_ordinary_modes
+from audit.progress import ProgressTask, current_reporter
 from audit.train.checkpoint import verify_model_dir
 from audit.train.config import FinetuneConfig, FinetuneDataSection
 from audit.train.errors import FinetuneDataError, TrainInputError, finite_loss
@@ -103,9 +104,11 @@ def finetune_classifier(
         model = AutoModelForSequenceClassification.from_pretrained(
             pretrained_dir, use_safetensors=True, trust_remote_code=False, **overrides
         )
-        history, best_state, best_epoch, best_f1 = _train_loop(
-            model, tokenizer, train_ids, train_labels, validation_ids, validation_labels, config, seed=seed, bf16=bf16
-        )
+        with current_reporter().task("fine-tuning", unit="steps") as shown:
+            history, best_state, best_epoch, best_f1 = _train_loop(
+                model, tokenizer, train_ids, train_labels, validation_ids, validation_labels, config, seed=seed,
+                bf16=bf16, shown=shown,
+            )
     model.load_state_dict(best_state)
     model.eval()
     return FinetuneOutcome(model, tokenizer, history, best_epoch, best_f1, n_truncated, max_length)
@@ -125,11 +128,13 @@ def effective_max_length(model_dir: Path, requested: int) -> int:
     return min(requested, positions)
 
 
-def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, validation_labels, config, *, seed, bf16):
+def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, validation_labels, config, *, seed, bf16,
+                shown: ProgressTask):
     pad_id = tokenizer.pad_token_id
     n = len(train_ids)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
+    shown.update(total=total_steps)
     eval_points = {
         min(steps_per_epoch, round(steps_per_epoch * (k + 1) / config.evals_per_epoch))
         for k in range(config.evals_per_epoch)
@@ -160,6 +165,7 @@ def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, valid
             step += 1
             window_loss += step_loss
             window_steps += 1
+            shown.update(completed=step, info=_status(epoch, config.epochs, history))
             if batch_index + 1 not in eval_points:
                 continue
             predictions = predict_logits(model, validation_ids, pad_id=pad_id, batch_size=config.eval_batch_size,
@@ -174,6 +180,7 @@ def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, valid
             })
             window_loss, window_steps = 0.0, 0
             logger.info("epoch %.2f: validation macro-F1 %.4f", fractional_epoch, macro_f1)
+            shown.update(info=_status(epoch, config.epochs, history))
             if config.keep == "last":
                 best_f1, best_epoch = macro_f1, fractional_epoch  # no selection: the last evaluation is kept
                 continue
@@ -187,6 +194,12 @@ def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, valid
     if config.keep == "last":
         best_state = copy.deepcopy(model.state_dict())
     return history, best_state, best_epoch, best_f1
+
+
+def _status(epoch: int, epochs: int, history: list[dict[str, Any]]) -> str:
+    """E.g. "epoch 2/3, validation macro-F1 0.712" (the latest evaluation) for the progress display."""
+    latest = f", validation macro-F1 {history[-1]['validation_macro_f1']:.3f}" if history else ""
+    return f"epoch {epoch + 1}/{epochs}{latest}"
 
 
 def _length_bucketed_batches(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[list[int]]:

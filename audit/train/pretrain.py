@@ -31,6 +31,7 @@ import torch
 
 from audit.model import AuditTransformerConfig, AuditTransformerForCausalLM, AuditTransformerForMaskedLM
 from audit.outputs import give_folder_ordinary_modes
+from audit.progress import current_reporter
 from audit.train.canaries import CanaryManifest, check_tokenizer, draw_canaries, plant_canaries
 from audit.train.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
 from audit.train.config import PretrainConfig, PretrainTrainSection
@@ -61,13 +62,13 @@ def pretrain(
     *,
     data_dir: str | Path | None = None,
     resume: bool = False,
-    progress: bool = True,
     stop_after_steps: int | None = None,
 ) -> Path:
     """Pretrain and write the HF model directory ``out_dir``; returns it.
 
     ``stop_after_steps`` interrupts the run after that many steps, leaving a checkpoint to ``resume`` from; the
-    unfinished directory is then returned instead of ``out_dir``.
+    unfinished directory is then returned instead of ``out_dir``. Progress (step, loss, tokens/s) goes to
+    ``audit.progress.current_reporter()``.
     """
     wall_start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -97,7 +98,7 @@ def pretrain(
         max_length = config.corpus.max_length
         train_sequences = pack(training_docs, tokenizer, max_length=max_length)
         heldout_sequences = pack(heldout_docs, tokenizer, max_length=max_length)
-        trainer = _Trainer(config, tokenizer, train_sequences, heldout_sequences, work, progress=progress)
+        trainer = _Trainer(config, tokenizer, train_sequences, heldout_sequences, work)
         summary = trainer.run(resume=resume, stop_after_steps=stop_after_steps)
     except BaseException:
         if not (work / CHECKPOINT_DIR).exists():  # nothing resumable: leave nothing behind
@@ -173,12 +174,12 @@ class TrainSummary:
 
 
 class _Trainer:
-    def __init__(self, config, tokenizer, train_sequences, heldout_sequences, work: Path, *, progress: bool):
+    def __init__(self, config, tokenizer, train_sequences, heldout_sequences, work: Path):
         self.config, self.train = config, config.train
         self.tokenizer = tokenizer
         self.train_sequences: PackedSequences = train_sequences
         self.heldout_sequences: PackedSequences = heldout_sequences
-        self.work, self.show_progress = work, progress
+        self.work = work
         self.bf16 = use_bf16(self.train.precision, hidden_size=config.model.hidden_size)
         self.special_ids = list(tokenizer.all_special_ids)
         self._permutations: dict[int, torch.Tensor] = {}
@@ -275,8 +276,8 @@ class _Trainer:
         self.model.train()
         started = time.perf_counter()
         window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, started
-        with open(metrics_path, "a", encoding="utf-8") as metrics, _progress_bar(self.show_progress) as bar:
-            task = bar.add_task("pretraining", total=1.0, info="")
+        with (open(metrics_path, "a", encoding="utf-8") as metrics,
+              current_reporter().task("pretraining", total=train.max_steps, unit="steps") as shown):
             while True:
                 elapsed = elapsed_before + time.perf_counter() - started
                 progress = self._progress(step, elapsed, budget)
@@ -284,6 +285,7 @@ class _Trainer:
                     break
                 if stop_after_steps is not None and step >= stop_after_steps:
                     self._checkpoint(step, elapsed, tokens_seen)
+                    shown.close(failed=True)  # interrupted, to be resumed: not "done"
                     return TrainSummary(step, elapsed, tokens_seen, interrupted=True, history=history)
                 lr = learning_rate(self._progress(step + 1, elapsed, budget), train)
                 for group in self.optimizer.param_groups:
@@ -314,9 +316,9 @@ class _Trainer:
                     record = {"kind": "train", "step": step, "loss": window_loss / window_steps, "lr": lr,
                               "tokens_per_second": rate, "tokens_seen": tokens_seen, "elapsed_seconds": elapsed}
                     _write(metrics, record)
-                    bar.update(task, completed=min(1.0, self._progress(step, elapsed, budget)),
-                               info=f"step {step} loss {record['loss']:.3f} {rate:,.0f} tok/s")
+                    shown.update(info=f"loss {record['loss']:.3f}, {rate:,.0f} tokens/s")
                     window_loss, window_steps, window_tokens, window_start = 0.0, 0, 0, now
+                shown.update(completed=step, total=self._expected_steps(step, elapsed, budget))
                 if step % train.eval_every == 0:
                     heldout_loss = self._eval_record(metrics, history, step, elapsed)
                 if step % train.checkpoint_every == 0:
@@ -324,7 +326,7 @@ class _Trainer:
             elapsed = elapsed_before + time.perf_counter() - started
             if not history or history[-1]["step"] != step:
                 heldout_loss = self._eval_record(metrics, history, step, elapsed)
-            bar.update(task, completed=1.0)
+            shown.update(completed=step, total=step)
         return TrainSummary(step, elapsed, tokens_seen, interrupted=False, heldout_loss=heldout_loss, history=history)
 
     def _progress(self, step: int, elapsed: float, budget: float | None) -> float:
@@ -334,6 +336,11 @@ class _Trainer:
         if budget is not None:
             fractions.append(elapsed / budget)
         return max(fractions)
+
+    def _expected_steps(self, step: int, elapsed: float, budget: float | None) -> int | None:
+        """The step count the run will end at, as far as the step limit and the time budget tell so far."""
+        fraction = self._progress(step, elapsed, budget)
+        return max(step, round(step / fraction)) if fraction > 0 else self.train.max_steps
 
     def _checkpoint(self, step: int, elapsed: float, tokens_seen: int) -> None:
         state = {"step": step, "elapsed_seconds": elapsed, "tokens_seen": tokens_seen}
@@ -418,11 +425,3 @@ def _truncate_metrics(path: Path, step: int) -> None:
             if line.strip() and json.loads(line).get("step", 0) <= step]
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
-
-def _progress_bar(enabled: bool):
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), disable=not enabled, transient=False,
-    )

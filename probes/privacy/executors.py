@@ -1,6 +1,7 @@
 """Where reference-model jobs run: in this process (default) or fanned out over a Ray cluster.
 
-An ``Executor`` has one method, ``map(fn, jobs) -> list`` of results in job order. ``fn`` must be a module-level
+An ``Executor`` has one method, ``map(fn, jobs, on_done=None) -> list`` of results in job order (``on_done()`` is
+called as each job finishes, for a progress count). ``fn`` must be a module-level
 function (Ray ships it to workers by reference, so the workers must be able to import ``audit`` and ``probes``:
 install the package, e.g. ``pip install -e .``, on every node). Jobs carry their own seeds, so the same jobs give
 the same results on either executor; thread counts are pinned by the job functions themselves.
@@ -24,8 +25,9 @@ class ExecutorError(RuntimeError):
 class Executor(Protocol):
     name: str
 
-    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:
-        """Apply ``fn`` to every job; results in job order."""
+    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], *, on_done: Callable[[], None] | None = None
+            ) -> list[Any]:
+        """Apply ``fn`` to every job; results in job order; ``on_done()`` after each job finishes."""
 
 
 class LocalExecutor:
@@ -33,8 +35,14 @@ class LocalExecutor:
 
     name = "local"
 
-    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:
-        return [fn(job) for job in jobs]
+    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], *, on_done: Callable[[], None] | None = None
+            ) -> list[Any]:
+        results = []
+        for job in jobs:
+            results.append(fn(job))
+            if on_done is not None:
+                on_done()
+        return results
 
 
 class RayExecutor:
@@ -57,7 +65,8 @@ class RayExecutor:
         self.num_cpus = num_cpus
         self.cpus_per_job = cpus_per_job
 
-    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:
+    def map(self, fn: Callable[[Any], Any], jobs: Sequence[Any], *, on_done: Callable[[], None] | None = None
+            ) -> list[Any]:
         import ray
 
         started_here = False
@@ -76,7 +85,13 @@ class RayExecutor:
             started_here = True
         try:
             remote = ray.remote(num_cpus=self.cpus_per_job, max_retries=0)(fn)
-            return ray.get([remote.remote(job) for job in jobs])
+            submitted = [remote.remote(job) for job in jobs]
+            pending = list(submitted)
+            while pending:
+                _, pending = ray.wait(pending, num_returns=1)
+                if on_done is not None:
+                    on_done()
+            return ray.get(submitted)
         finally:
             if started_here:
                 ray.shutdown()

@@ -264,10 +264,9 @@ class MembershipInferenceProbe(Probe):
             executor = make_executor(config.executor, address=config.address)
         except ExecutorError as error:
             raise ProbeInputError(str(error)) from None
-        ctx.progress(
-            f"membership: training {config.n_reference_models} reference models ({executor.name} executor)"
-        )
-        return train_shadow_models(jobs, in_mask, executor)
+        with ctx.progress.task(f"reference models ({executor.name} executor)", total=config.n_reference_models,
+                               unit="models") as shown:
+            return train_shadow_models(jobs, in_mask, executor, on_done=shown.advance)
 
     @staticmethod
     def _accuracy_rows(logits, labels, members) -> tuple[float, float]:

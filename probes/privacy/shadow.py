@@ -13,7 +13,7 @@ training seed is part of the job and torch runs with a pinned number of threads 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,8 +176,9 @@ def classifier_logits(model, tokenizer, texts: Sequence[str], *, max_length: int
     return output
 
 
-def train_shadow_models(jobs: Sequence[ShadowJob], in_mask: np.ndarray, executor: Executor) -> ShadowSet:
-    """Run the jobs on ``executor`` and stack their logits (K, N, C) in job order."""
-    outcomes = sorted(executor.map(train_shadow, list(jobs)), key=lambda outcome: outcome.index)
+def train_shadow_models(jobs: Sequence[ShadowJob], in_mask: np.ndarray, executor: Executor, *,
+                        on_done: Callable[[], None] | None = None) -> ShadowSet:
+    """Run the jobs on ``executor`` and stack their logits (K, N, C) in job order; ``on_done()`` per model."""
+    outcomes = sorted(executor.map(train_shadow, list(jobs), on_done=on_done), key=lambda outcome: outcome.index)
     logits = np.stack([outcome.logits for outcome in outcomes])
     return ShadowSet(in_mask=np.asarray(in_mask, dtype=bool), logits=logits, outcomes=outcomes)

@@ -294,7 +294,9 @@ def test_ctrl_c_in_pretrain_says_resume_continues(tmp_path, monkeypatch):
         outcome = invoke("pretrain", "--config", config, "--out", out)
     assert outcome.exit_code == 130, outcome.output
     lines = outcome.stderr.strip().splitlines()
-    assert len(lines) == 1 and "interrupted" in lines[0] and "--resume" in lines[0], outcome.stderr
+    assert [line for line in lines if line.startswith("error")] == lines[-1:], outcome.stderr  # one error line
+    assert "interrupted" in lines[-1] and "--resume" in lines[-1], outcome.stderr
+    assert "pretraining: stopped after" in outcome.stderr  # the progress lines say so too
     resumed = invoke("pretrain", "--config", config, "--out", out, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert (out / "model.safetensors").is_file()

@@ -25,13 +25,14 @@ import re
 from pathlib import Path
 
 import pytest
+from test_resume import Progress
 from typer.testing import CliRunner
 
 from audit.cli import app
 
 GOLDEN = Path(__file__).parent / "golden_results.json"
 VOLATILE = {"started", "duration_s", "path", "package_versions", "hardware", "git_sha", "id", "command",
-            "cache_dir", "data_dir", "source", "weight_files", "mlm", "results_sha256"}
+            "cache_dir", "data_dir", "source", "weight_files", "mlm", "results_sha256", "stages"}
 CONFIG = """
 seed = 7
 threads = 1
@@ -162,7 +163,7 @@ def test_a_resumed_run_gives_the_same_results(tiny_audit_runs, tmp_path):
     stored = ["group_metrics", "attributions"]
     run_audit(config.model_copy(update={"probes": config.probes.model_copy(update={"run": stored})}),
               resume_from=tmp_path)
-    progress: list[str] = []
-    resumed = run_audit(config, progress=progress.append, resume_from=tmp_path)
-    assert [line.split()[1].rstrip(":") for line in progress if "reused" in line] == stored
+    progress = Progress()
+    resumed = run_audit(config, progress=progress, resume_from=tmp_path)
+    assert progress.reused() == stored
     assert stable_view(resumed.model_dump(mode="json")) == stable_view(first)

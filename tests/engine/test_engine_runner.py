@@ -12,7 +12,7 @@ from audit import runner
 from audit.cli import app
 from audit.results import SCHEMA_PATH, json_schema
 
-TIMING_KEYS = {"started", "duration_s", "results_sha256"}  # the fingerprint covers the timestamps
+TIMING_KEYS = {"started", "duration_s", "stages", "results_sha256"}  # the fingerprint covers the timestamps
 
 
 def write_config(tmp_path, model_dir, probes, extra=""):

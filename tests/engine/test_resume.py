@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from audit.cli import app
 from audit.config import config_from_dict
 from audit.probe_store import STORE_DIR
+from audit.progress import ProgressReporter
 from audit.runner import run_audit
 from probes import base
 
@@ -49,8 +50,10 @@ def audit_config(model_dir: Path, probes: list[str], *, seed: int = 3, settings:
                              "probes": {"run": probes, "settings": settings or {}}})
 
 
-class Progress(list):
-    def __call__(self, message: str) -> None:
+class Progress(ProgressReporter, list):
+    """The notes of a run, as lines."""
+
+    def note(self, message: str) -> None:
         self.append(message)
 
     def reused(self) -> list[str]:

@@ -52,4 +52,4 @@ def canary_pretrained_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("privacy-canaries") / "mlm"
     # One thread: bit-reproducible, and immune to oversubscription when other jobs share the cores.
     with pinned_threads(1):
-        return pretrain(config, out, data_dir=os.environ.get("RAI_AUDIT_DATA_DIR"), progress=False)
+        return pretrain(config, out, data_dir=os.environ.get("RAI_AUDIT_DATA_DIR"))

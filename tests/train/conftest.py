@@ -23,7 +23,7 @@ def tiny_pretrained_dir(tmp_path_factory, synthetic_corpus) -> Path:
     config = tiny_config(synthetic_corpus, max_steps=30).model_copy(
         update={"canaries": CanarySection(count=2, repeats=[1, 3], length=4, seed=3)}
     )
-    return pretrain(config, tmp_path_factory.mktemp("pretrained") / "tiny", progress=False)
+    return pretrain(config, tmp_path_factory.mktemp("pretrained") / "tiny")
 
 
 @pytest.fixture(scope="session")
@@ -34,4 +34,4 @@ def tiny_causal_dir(tmp_path_factory, synthetic_corpus) -> Path:
     config = tiny_config(synthetic_corpus, objective="causal", max_steps=30).model_copy(
         update={"canaries": CanarySection(count=2, repeats=[1, 3], length=4, seed=3)}
     )
-    return pretrain(config, tmp_path_factory.mktemp("pretrained") / "tiny-causal", progress=False)
+    return pretrain(config, tmp_path_factory.mktemp("pretrained") / "tiny-causal")

@@ -78,9 +78,9 @@ def test_heldout_loss_is_the_models_own_next_token_loss(tiny_causal_dir):
 
 def test_causal_resume_gives_uninterrupted_weights(synthetic_corpus, tmp_path):
     config = tiny_config(synthetic_corpus, objective="causal", max_steps=6, eval_every=3)
-    straight = load_file(str(pretrain(config, tmp_path / "straight", progress=False) / "model.safetensors"))
-    pretrain(config, tmp_path / "resumed", progress=False, stop_after_steps=4)
-    resumed = load_file(str(pretrain(config, tmp_path / "resumed", progress=False, resume=True)
+    straight = load_file(str(pretrain(config, tmp_path / "straight") / "model.safetensors"))
+    pretrain(config, tmp_path / "resumed", stop_after_steps=4)
+    resumed = load_file(str(pretrain(config, tmp_path / "resumed", resume=True)
                             / "model.safetensors"))
     assert straight.keys() == resumed.keys()
     assert all(torch.allclose(straight[k], resumed[k], atol=1e-6, rtol=0) for k in straight)

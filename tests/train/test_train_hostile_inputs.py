@@ -141,7 +141,7 @@ def _ordinary_mode() -> int:
 
 
 def test_trained_model_folders_hold_ordinary_files(synthetic_corpus, tmp_path):
-    pretrained = pretrain(tiny_config(synthetic_corpus, max_steps=2), tmp_path / "pretrained", progress=False)
+    pretrained = pretrain(tiny_config(synthetic_corpus, max_steps=2), tmp_path / "pretrained")
     config = finetune_config_from_dict({"preset": "scenario", "epochs": 1, "precision": "fp32",
                                         "data": {"scenario": {"n_examples": 120, "seed": 0}}})
     classifier = run_finetune(config, pretrained, tmp_path / "classifier")

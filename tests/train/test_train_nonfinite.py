@@ -40,7 +40,7 @@ def test_pretraining_stops_on_a_non_finite_loss_and_leaves_nothing(synthetic_cor
     out = tmp_path / "out"
     with pytest.raises(NonFiniteLossError) as error:
         pretrain(tiny_config(synthetic_corpus, learning_rate=DIVERGING_RATE, grad_clip=None, precision="fp32"),
-                 out, progress=False)
+                 out)
     message = str(error.value)
     assert message.startswith("pretraining stopped at step ") and "(not finite)" in message and "\n" not in message
     assert "learning_rate (now 1e+30)" in message

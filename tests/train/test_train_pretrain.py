@@ -65,12 +65,12 @@ def test_canaries_planted_match_manifest(tiny_pretrained_dir):
 
 def test_same_seed_bit_identical_different_seed_differs(synthetic_corpus, tmp_path):
     config = tiny_config(synthetic_corpus, max_steps=5)
-    first = _weights(pretrain(config, tmp_path / "a", progress=False))
-    second = _weights(pretrain(config, tmp_path / "b", progress=False))
+    first = _weights(pretrain(config, tmp_path / "a"))
+    second = _weights(pretrain(config, tmp_path / "b"))
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
     other = tiny_config(synthetic_corpus, max_steps=5, seed=1)
-    third = _weights(pretrain(other, tmp_path / "c", progress=False))
+    third = _weights(pretrain(other, tmp_path / "c"))
     assert any(not torch.equal(first[k], third[k]) for k in first)
 
 
@@ -79,13 +79,13 @@ def test_resume_gives_uninterrupted_weights(synthetic_corpus, tmp_path):
     config = tiny_config(synthetic_corpus, max_steps=8, eval_every=3).model_copy(deep=True)
     config = config.model_validate({**config.model_dump(), "model": {**config.model.model_dump(),
                                                                       "hidden_dropout_prob": 0.1}})
-    straight = _weights(pretrain(config, tmp_path / "straight", progress=False))
+    straight = _weights(pretrain(config, tmp_path / "straight"))
 
     out = tmp_path / "resumed"
-    partial = pretrain(config, out, progress=False, stop_after_steps=5)
+    partial = pretrain(config, out, stop_after_steps=5)
     assert partial == work_dir_for(out) and not out.exists()
     assert (partial / "checkpoint" / "optimizer.safetensors").is_file()
-    resumed = _weights(pretrain(config, out, progress=False, resume=True))
+    resumed = _weights(pretrain(config, out, resume=True))
     assert all(torch.allclose(straight[k], resumed[k], atol=1e-6, rtol=0) for k in straight)
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()
              if json.loads(line)["kind"] == "eval"]
@@ -95,16 +95,16 @@ def test_resume_gives_uninterrupted_weights(synthetic_corpus, tmp_path):
 def test_resume_needs_a_checkpoint_and_the_same_config(synthetic_corpus, tmp_path):
     config = tiny_config(synthetic_corpus, max_steps=6)
     with pytest.raises(CheckpointError, match="nothing to resume"):
-        pretrain(config, tmp_path / "none", progress=False, resume=True)
-    pretrain(config, tmp_path / "x", progress=False, stop_after_steps=2)
+        pretrain(config, tmp_path / "none", resume=True)
+    pretrain(config, tmp_path / "x", stop_after_steps=2)
     changed = tiny_config(synthetic_corpus, max_steps=6, learning_rate=1e-2)
     with pytest.raises(CheckpointError, match="config differs"):
-        pretrain(changed, tmp_path / "x", progress=False, resume=True)
+        pretrain(changed, tmp_path / "x", resume=True)
 
 
 def test_time_budget_stops_training(synthetic_corpus, tmp_path):
     config = tiny_config(synthetic_corpus, max_steps=None, max_minutes=0.02)  # 1.2 s
-    out = pretrain(config, tmp_path / "timed", progress=False)
+    out = pretrain(config, tmp_path / "timed")
     final = json.loads((out / "pretrain.json").read_text())["final"]
     assert final["step"] >= 1 and final["elapsed_seconds"] < 20
 
@@ -113,7 +113,7 @@ def test_global_rng_untouched(synthetic_corpus, tmp_path):
     torch.manual_seed(1234)
     expected = torch.rand(3)
     torch.manual_seed(1234)
-    pretrain(tiny_config(synthetic_corpus, max_steps=2), tmp_path / "rng", progress=False)
+    pretrain(tiny_config(synthetic_corpus, max_steps=2), tmp_path / "rng")
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -138,7 +138,7 @@ def test_bad_corpus_is_one_line_error_and_leaves_nothing(tmp_path, case):
         corpus.write_bytes("caf\xe9 au lait\n".encode("latin-1") * 3)
     out = tmp_path / "out"
     with pytest.raises(CorpusError) as error:
-        pretrain(tiny_config(corpus), out, progress=False)
+        pretrain(tiny_config(corpus), out)
     assert "\n" not in str(error.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if case == "missing" else ["corpus.txt"])
 
@@ -147,11 +147,11 @@ def test_existing_output_directory_is_refused(synthetic_corpus, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("x")
     with pytest.raises(TrainInputError, match="already exists"):
-        pretrain(tiny_config(synthetic_corpus), tmp_path / "taken", progress=False)
+        pretrain(tiny_config(synthetic_corpus), tmp_path / "taken")
 
 
 def test_single_document_corpus_is_refused(tmp_path):
     corpus = write_corpus(tmp_path / "one.txt", documents=1)
     with pytest.raises(CorpusError, match="at least 2 documents"):
-        pretrain(tiny_config(corpus), tmp_path / "out", progress=False)
+        pretrain(tiny_config(corpus), tmp_path / "out")
     assert not (tmp_path / "out").exists() and not work_dir_for(tmp_path / "out").exists()
