@@ -48,12 +48,17 @@ def load_corpus(section: CorpusSection, *, data_dir=None) -> Corpus:
             f"pretraining corpus {section.dataset!r} has no column {column!r} (columns: "
             f"{', '.join(dataset.column_names)}); set corpus.text_column"
         )
-    documents = [text.strip() for text in dataset[column] if isinstance(text, str) and text.strip()]
+    return Corpus(documents=corpus_documents(dataset[column], section), provenance=loaded.record.model_dump())
+
+
+def corpus_documents(texts, section: CorpusSection) -> list[str]:
+    """The documents pretraining reads from a text column: non-blank texts, stripped, the first ``max_documents``."""
+    documents = [text.strip() for text in texts if isinstance(text, str) and text.strip()]
     if section.max_documents is not None:
         documents = documents[: section.max_documents]
     if not documents:
         raise CorpusError(f"pretraining corpus {section.dataset!r} is empty; expected text documents, one per row/line")
-    return Corpus(documents=documents, provenance=loaded.record.model_dump())
+    return documents
 
 
 def split_heldout(documents: list[str], fraction: float, *, seed: int) -> tuple[list[str], list[str]]:

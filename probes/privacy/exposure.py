@@ -1,4 +1,4 @@
-"""Canary exposure: did masked-LM pretraining memorise secrets it saw a few times?
+"""Canary exposure: did language-model pretraining memorise secrets it saw a few times?
 
 Carlini et al., "The Secret Sharer: Evaluating and Testing Unintended Memorization in Neural Networks", USENIX
 Security 2019. Secrets of a fixed format ("my pin code is 4 8 1 9 3 7") were planted 1, 4 or 16 times in the
@@ -14,6 +14,10 @@ log2 R - E[log2 U{1..R}] ~ 1/ln 2 ~ 1.44 bits; a memorised one ranks first, expo
 rank cannot resolve, so we also fit a skew-normal to the candidates' PLLs and report -log2 P(candidate PLL >
 secret PLL) under the fit (the paper's §4.3 extrapolation), capped at log2 of the whole space.
 
+A causal (next-token) LM is scored as the paper scores generative models: by the log-likelihood of the secret
+(and whatever of the sentence follows it) given the format's prefix, i.e. minus its log-perplexity up to a constant
+shared by all candidates; ranks and the extrapolation are then the same.
+
 Direction: **lower exposure is better**; controls show what chance looks like. Limits: exposure measures the
 model's preference among sequences of this format, not whether an attacker could find the format; the
 extrapolation assumes the skew-normal fits the far tail.
@@ -22,7 +26,7 @@ extrapolation assumes the skew-normal fits the far tail.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +37,7 @@ from scipy import stats as scipy_stats
 from audit.results import Example, Figure, Finding, Metric, ProbeResult, Table
 from probes.base import (
     FROM_DATA,
+    LANGUAGE_MODEL,
     NO_GROUP,
     Probe,
     ProbeConfig,
@@ -169,6 +174,20 @@ def extrapolated_exposure(secret_plls: np.ndarray, candidate_plls: np.ndarray, *
     return np.clip(-log_tail / math.log(2.0), 0.0, cap_bits)
 
 
+def canary_scorer(subject, manifest, *, batch_size: int, one_at_a_time: bool = False
+                  ) -> Callable[[list[tuple[str, ...]]], np.ndarray]:
+    """How candidate secrets are scored, after checking the manifest against the model's tokenizer: the PLL of the
+    secret's tokens for a masked LM; for a causal LM, log p(secret and the rest of the sentence | the format's
+    prefix), Carlini et al.'s log-perplexity up to sign (see ``probes.privacy.causal_canaries``)."""
+    if "mlm" in subject.capabilities:
+        layout = canary_format(manifest, subject.tokenizer)
+        return lambda sequences: sequence_plls(subject, [layout.token_ids(sequence) for sequence in sequences],
+                                               layout.positions, batch_size=batch_size, one_at_a_time=one_at_a_time)
+    from probes.privacy.causal_canaries import causal_canary_scorer
+
+    return causal_canary_scorer(subject, manifest, batch_size=batch_size)
+
+
 # Masked copies per forward pass: 4096 spilled the CPU caches (27% slower at 1 thread than 256).
 DEFAULT_BATCH_SIZE = 256
 
@@ -190,20 +209,13 @@ def compute_exposure(subject, manifest, *, n_candidates: int, seed: int, batch_s
     The candidates are scored once and shared by all secrets (they have the same format), which is what makes
     R = 10,000 affordable; each secret's rank is then a comparison, not a model call.
     """
-    layout = canary_format(manifest, subject.tokenizer)
+    score = canary_scorer(subject, manifest, batch_size=batch_size, one_at_a_time=one_at_a_time)
     rng = np.random.default_rng(derive_seed(seed, "exposure-candidates"))
     secrets = [tuple(secret.digits) for secret in manifest.secrets]
     if len(manifest.alphabet) ** manifest.length <= len(set(secrets)):
         raise ProbeInputError("the canary format space holds no sequence besides the secrets; raise the length")
     candidates = sample_candidates(manifest.alphabet, manifest.length, n_candidates - 1, rng, set(secrets))
-    positions = layout.positions
-    all_plls = sequence_plls(
-        subject,
-        [layout.token_ids(sequence) for sequence in secrets + candidates],
-        positions,
-        batch_size=batch_size,
-        one_at_a_time=one_at_a_time,
-    )
+    all_plls = score(secrets + candidates)
     secret_plls, candidate_plls = all_plls[: len(secrets)], all_plls[len(secrets):]
     ranks, exposures = zip(*(rank_exposure(value, candidate_plls) for value in secret_plls))
     cap = math.log2(len(manifest.alphabet) ** manifest.length)
@@ -220,7 +232,7 @@ def compute_exposure(subject, manifest, *, n_candidates: int, seed: int, batch_s
 
 @register
 class ExposureProbe(Probe):
-    """Canary exposure of the masked LM (Carlini et al., USENIX Security 2019). Lower exposure is better."""
+    """Canary exposure of the masked or causal LM (Carlini et al., USENIX Security 2019). Lower is better."""
 
     name = "exposure"
     version = "1"
@@ -230,7 +242,7 @@ class ExposureProbe(Probe):
         "USENIX Security 2019"
     )
     description = "Exposure of secrets planted in pretraining, by repetition count, against never-inserted controls"
-    needs = frozenset({"mlm", "canaries"})
+    needs = frozenset({LANGUAGE_MODEL, "canaries"})
     how_to_read = (
         "Secrets such as 'my pin code is 4 8 1 9 3 7' were planted in the pretraining text 1, 4 or 16 times; "
         "controls were never planted. Exposure (in bits) says how much more likely the model finds the real secret "
@@ -257,7 +269,12 @@ class ExposureProbe(Probe):
         outcome = compute_exposure(
             ctx.subject, manifest, n_candidates=config.n_candidates, seed=ctx.seed, batch_size=config.batch_size
         )
-        return self._result(ctx, manifest, outcome)
+        result = self._result(ctx, manifest, outcome)
+        if "mlm" not in ctx.subject.capabilities:
+            from probes.privacy.causal_canaries import causal_scoring_note
+
+            result = result.model_copy(update={"message": causal_scoring_note(ctx.subject)})
+        return result
 
     def _result(self, ctx: ProbeContext, manifest, outcome: ExposureOutcome) -> ProbeResult:
         repeats = np.array([secret.repeats for secret in manifest.secrets])
