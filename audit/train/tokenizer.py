@@ -12,8 +12,9 @@ final tokenizer is then rebuilt from the learned vocabulary with only the five r
 
 For a decoder (``for_decoder=True``) the same vocabulary also names [CLS] its beginning-of-sequence and [SEP] its
 end-of-sequence token (the two that start and end every packed pretraining sequence and separate its documents),
-so that scoring can condition a text's first token on BOS as lm-eval-harness does, and pads on the left, as
-batched generation needs.
+so that scoring can condition a text's first token on BOS as lm-eval-harness does; it wraps a text as
+``[CLS] text`` only (no trailing EOS, so a continuation split at the context's length starts at its first word),
+and pads on the left, as batched generation needs.
 """
 
 from __future__ import annotations
@@ -81,8 +82,10 @@ def _wrap(vocab: dict[str, int], model_max_length: int, *, for_decoder: bool = F
     backend.add_special_tokens(SPECIAL_TOKENS)
     cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
     backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        # A decoder's text ends where its words end (as Llama's tokenizer does): a trailing EOS would be
+        # scored as part of a continuation and read by last-token pooling instead of the last word.
+        single="[CLS] $A" if for_decoder else "[CLS] $A [SEP]",
+        pair="[CLS] $A $B:1" if for_decoder else "[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
     decoder_tokens = {"bos_token": "[CLS]", "eos_token": "[SEP]"} if for_decoder else {}

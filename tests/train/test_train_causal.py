@@ -46,6 +46,19 @@ def test_causal_pretraining_writes_a_decoder_that_auto_model_for_causal_lm_loads
     assert generated[1, width:width + alone.shape[1] - len(prompts[1])].tolist() == alone[0, len(prompts[1]):].tolist()
 
 
+def test_decoder_tokenizer_wraps_a_text_with_bos_only_so_continuations_split_at_their_first_word(tiny_causal_dir):
+    from audit.subject import ModelUnderAudit
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_dir)
+    words = tokenizer.encode("the cat sat", add_special_tokens=False)
+    assert tokenizer.encode("the cat sat") == [tokenizer.bos_token_id, *words]  # no trailing [SEP]
+    subject = ModelUnderAudit.from_pretrained(tiny_causal_dir, device="cpu")
+    per_token = subject.continuation_logprobs(["the cat"], [" sat on"], per_token=True)[0]
+    whole = subject.token_logprobs(["the cat sat on"])[0]
+    assert len(per_token) == len(subject.tokenizer.encode(" sat on", add_special_tokens=False))
+    assert per_token == pytest.approx(whole[-len(per_token):], abs=1e-5)
+
+
 def test_causal_pretraining_lowers_the_heldout_next_token_loss(tiny_causal_dir):
     lines = [json.loads(line) for line in (tiny_causal_dir / "metrics.jsonl").read_text().splitlines()]
     evals = [line for line in lines if line["kind"] == "eval"]
