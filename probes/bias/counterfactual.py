@@ -57,6 +57,19 @@ class PairOutcomes:
     flip: np.ndarray  # (P,) bool
 
 
+def selected_categories(names: list[str] | None, *, where: str) -> list[SwapCategory]:
+    """The built-in swap categories (``probes.bias.terms``), or those named; an unknown name is an input error."""
+    categories = default_categories()
+    if names is None:
+        return categories
+    known = {category.name: category for category in categories}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ProbeInputError(f"{where}: unknown categor(ies) {', '.join(unknown)}; expected some of "
+                              f"{', '.join(known)}")
+    return [known[name] for name in names]
+
+
 def cluster_bootstrap_ratio(values: np.ndarray, clusters: np.ndarray, *, rng: np.random.Generator,
                             n_resamples: int, confidence: float) -> tuple[float, float, float]:
     """Mean of ``values`` over items with a bootstrap that resamples whole clusters (texts), as a ratio estimator."""
@@ -127,7 +140,7 @@ class CounterfactualProbe(Probe):
         if not 0 <= positive < ctx.subject.num_labels:
             raise ProbeInputError(f"counterfactual: positive_label {positive} is not a class of the "
                                   f"{ctx.subject.num_labels}-class classifier")
-        categories = self._categories()
+        categories = selected_categories(config.categories, where=self.name)
         swaps = []
         for category in categories:
             swapper = TermSwapper(category)
@@ -172,17 +185,6 @@ class CounterfactualProbe(Probe):
             chosen = np.sort(ctx.rng.choice(len(texts), size=config.max_examples, replace=False))
             ids, texts = [ids[index] for index in chosen], [texts[index] for index in chosen]
         return ids, texts
-
-    def _categories(self) -> list[SwapCategory]:
-        categories = default_categories()
-        if self.config.categories is None:
-            return categories
-        known = {category.name: category for category in categories}
-        unknown = [name for name in self.config.categories if name not in known]
-        if unknown:
-            raise ProbeInputError(f"counterfactual: unknown categor(ies) {', '.join(unknown)}; expected some of "
-                                  f"{', '.join(known)}")
-        return [known[name] for name in self.config.categories]
 
     def _result(self, ctx, ids, texts, outcomes: list[PairOutcomes], probabilities, original_row, positive):
         config = self.config

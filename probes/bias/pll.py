@@ -50,9 +50,13 @@ def sentence_scores(
     """One score per sequence: the sum (``reduce="sum"``) or mean (``"mean"``) of its positions' PLL terms."""
     if not token_ids:
         return np.zeros(0)
-    per_token = subject.pll_scores(token_ids, positions, batch_size=batch_size)
+    return reduce_token_scores(subject.pll_scores(token_ids, positions, batch_size=batch_size), reduce)
+
+
+def reduce_token_scores(per_token: Sequence[np.ndarray], reduce: str) -> np.ndarray:
+    """One score per sequence from its per-token scores: their sum (``"sum"``) or mean (``"mean"``)."""
     if reduce == "sum":
-        return np.array([values.sum() for values in per_token])
+        return np.array([values.sum() for values in per_token], dtype=np.float64)
     if reduce == "mean":
-        return np.array([values.mean() for values in per_token])
+        return np.array([values.mean() for values in per_token], dtype=np.float64)
     raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")

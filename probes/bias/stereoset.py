@@ -1,4 +1,4 @@
-"""StereoSet: stereotype score (SS), language-modelling score (LMS) and ICAT of a masked LM.
+"""StereoSet: stereotype score (SS), language-modelling score (LMS) and ICAT of a masked or causal LM.
 
 Method (Nadeem, Bethke & Reddy, "StereoSet: Measuring stereotypical bias in pretrained language models",
 ACL 2021). Every item offers three candidates for a context — a stereotype, an anti-stereotype and an unrelated
@@ -20,6 +20,18 @@ are encoded as a sentence pair and the candidate is scored by the mean per-token
 given the context. The paper's BERT numbers for intersentence used the next-sentence-prediction head; we use no NSP
 head (most encoders have none), so intersentence scores are not comparable with the paper's.
 
+Causal (next-token) language models are scored by log-likelihood, every text conditioned on the BOS (else EOS)
+token as lm-evaluation-harness does. *Intrasentence*: each candidate sentence by the **mean per-token
+log-likelihood of the whole sentence**, as the StereoSet reference code scores generative models (Nadeem et al.'s
+``eval_generative_models.py``, also used by Meade et al., "An Empirical Survey of the Effectiveness of Debiasing
+Techniques for Pre-trained Language Models", ACL 2022): the first token after the start token, then every next
+token. *Intersentence*: the candidate continuation by the **mean per-token log-likelihood of its tokens given the
+context**, log p(candidate | context) / its token count (``continuation_logprobs``; a space separates the two
+sentences). The mean, not the sum, in both tasks: the three candidates differ in their words and so in their
+token counts, and a sum lowers every extra token's candidate, so SS and LMS would partly measure length
+(lm-evaluation-harness's ``acc_norm`` normalises by length for the same reason); the mean keeps the reference
+scorer's choice and the masked path's per-token mean.
+
 Known limits: StereoSet's items are noisy (Blodgett et al., ACL 2021); SS near 50 with low LMS means an
 indifferent rather than an unbiased model — read SS together with LMS and ICAT.
 """
@@ -33,17 +45,30 @@ import numpy as np
 from audit.results import Example, Metric, Table
 from probes.base import (
     FROM_DATA,
+    LANGUAGE_MODEL,
     BootstrapResamples,
     Confidence,
     Count,
     Probe,
     ProbeConfig,
     ProbeContext,
+    ProbeInputError,
     ShownCount,
     declare,
     register,
 )
 from probes.bias.common import bar_figure, dataset_rows, finding, format_ci
+from probes.bias.lm_scoring import (
+    MASKED,
+    Scoring,
+    causal_continuation_scores,
+    causal_fits,
+    causal_pair_fits,
+    causal_scoring_note,
+    causal_sentence_scores,
+    causal_sentence_tokens,
+    scoring_method,
+)
 from probes.bias.pll import sentence_scores, span_token_positions
 from probes.stats import bootstrap_indices, percentile_interval
 
@@ -141,8 +166,35 @@ def score_intersentence(subject, rows: list[dict], *, batch_size: int) -> Scored
     return _scored(subject, kept, token_ids, positions, batch_size, too_long, 0)
 
 
+def score_intrasentence_causal(subject, rows: list[dict], *, batch_size: int) -> ScoredItems:
+    """Mean per-token log-likelihood of each candidate sentence under a causal LM (see the module docstring)."""
+    sentences = [str(row[candidate]) for row in rows for candidate in CANDIDATES]
+    fits = causal_fits(subject, causal_sentence_tokens(subject, sentences)).reshape(len(rows), len(CANDIDATES))
+    kept = [row for row, fit in zip(rows, fits.all(axis=1)) if fit]
+    means = causal_sentence_scores(subject, [str(row[candidate]) for row in kept for candidate in CANDIDATES],
+                                   batch_size=batch_size, reduce="mean")
+    return _items(kept, means, len(rows) - len(kept), 0)
+
+
+def score_intersentence_causal(subject, rows: list[dict], *, batch_size: int) -> ScoredItems:
+    """Mean per-token log-likelihood of each candidate continuation given the context under a causal LM."""
+    contexts = [str(row["context"]) for row in rows for _ in CANDIDATES]
+    continuations = [" " + str(row[candidate]).lstrip() for row in rows for candidate in CANDIDATES]
+    fits = causal_pair_fits(subject, contexts, continuations).reshape(len(rows), len(CANDIDATES))
+    keep = np.repeat(fits.all(axis=1), len(CANDIDATES))
+    kept = [row for row, fit in zip(rows, fits.all(axis=1)) if fit]
+    means = causal_continuation_scores(subject, [c for c, k in zip(contexts, keep) if k],
+                                       [c for c, k in zip(continuations, keep) if k],
+                                       batch_size=batch_size, reduce="mean")
+    return _items(kept, means, len(rows) - len(kept), 0)
+
+
 def _scored(subject, kept, token_ids, positions, batch_size, too_long, unaligned) -> ScoredItems:
     means = sentence_scores(subject, token_ids, positions, batch_size=batch_size, reduce="mean")
+    return _items(kept, means, too_long, unaligned)
+
+
+def _items(kept, means, too_long, unaligned) -> ScoredItems:
     return ScoredItems(
         targets=[str(row["target"]) for row in kept],
         bias_types=[str(row["bias_type"]) for row in kept],
@@ -152,6 +204,14 @@ def _scored(subject, kept, token_ids, positions, batch_size, too_long, unaligned
         skipped_too_long=too_long,
         skipped_unaligned=unaligned,
     )
+
+
+def _check_candidates(rows: list[dict], *, where: str) -> None:
+    """An empty context or candidate is an input error naming the row, not a text scored as nothing."""
+    for index, row in enumerate(rows):
+        for column in ("context", *CANDIDATES):
+            if row[column] is None or not str(row[column]).strip():
+                raise ProbeInputError(f"{where}: row {index}: {column} is empty; expected text to score")
 
 
 @dataclass(frozen=True)
@@ -195,7 +255,7 @@ def stereoset_scores(scores: np.ndarray, targets: list[str], *, rng: np.random.G
 
 @register
 class StereoSetProbe(Probe):
-    """StereoSet SS / LMS / ICAT of a masked LM (Nadeem et al., ACL 2021); SS 50 ideal, LMS and ICAT higher."""
+    """StereoSet SS / LMS / ICAT of a masked or causal LM (Nadeem et al., ACL 2021); SS 50 ideal, LMS, ICAT higher."""
 
     name = "stereoset"
     version = "1"
@@ -203,15 +263,15 @@ class StereoSetProbe(Probe):
     citation = (
         "Nadeem, Bethke & Reddy. StereoSet: Measuring stereotypical bias in pretrained language models. ACL 2021."
     )
-    description = "StereoSet stereotype score, language-modelling score and ICAT of a masked LM, by bias type."
-    needs = frozenset({"mlm"})
+    description = "StereoSet stereotype score, language-modelling score and ICAT of a language model, by bias type."
+    needs = frozenset({LANGUAGE_MODEL})
     how_to_read = (
         "For each sentence the model chooses between a stereotypical, an anti-stereotypical and a meaningless "
         "completion. The stereotype score (SS) is how often it prefers the stereotype over the anti-stereotype: 50 "
         "is ideal. The language-modelling score (LMS) is how often it prefers a meaningful completion over the "
         "meaningless one: higher is better. ICAT combines both (100 = a perfect, unbiased model; 0 = always "
         "stereotyped or no language skill). Read SS together with LMS: SS near 50 with a low LMS means the model is "
-        "indifferent, not fair. Intersentence scores use pseudo-likelihood, not a next-sentence head, so they are "
+        "indifferent, not fair. Intersentence scores use (pseudo-)likelihood, not a next-sentence head, so they are "
         "not comparable with the paper's BERT numbers."
     )
 
@@ -228,7 +288,7 @@ class StereoSetProbe(Probe):
         n_bootstrap: BootstrapResamples = 1000
         confidence: Confidence = 0.95
         n_examples: ShownCount = 5
-
+        scoring: Scoring = "auto"  # pin "pseudo-log-likelihood" (masked) or "log-likelihood" (causal) to compare runs
 
     def declared_metrics(self):
         if self.config.intersentence:
@@ -239,11 +299,13 @@ class StereoSetProbe(Probe):
         config = self.config
         source = config.path or config.dataset
         rows = dataset_rows(ctx.load_dataset(source), required=REQUIRED_COLUMNS, where=source)
+        method = scoring_method(ctx.subject, config.scoring)
+        _check_candidates(rows, where=source)
         metrics, tables, figures, examples, findings, warnings = [], [], [], [], [], []
         per_example: dict[str, list] = {"example_ids": [], "prefers_stereotype": [], "meaningful_wins": []}
-        tasks = [("intrasentence", score_intrasentence)]
+        tasks = [("intrasentence", score_intrasentence if method == MASKED else score_intrasentence_causal)]
         if config.intersentence:
-            tasks.append(("intersentence", score_intersentence))
+            tasks.append(("intersentence", score_intersentence if method == MASKED else score_intersentence_causal))
         for task, scorer in tasks:
             task_rows = [row for row in rows if row["type"] == task]
             if config.max_items is not None and config.max_items < len(task_rows):
@@ -279,8 +341,11 @@ class StereoSetProbe(Probe):
         if not metrics:
             return self.new_result(status="skipped", message="no StereoSet item could be scored; " + "; ".join(warnings),
                                    warnings=warnings)
-        return self.new_result(metrics=metrics, tables=tables, figures=figures, examples=examples, findings=findings,
-                               warnings=warnings, per_example=per_example)
+        message = "" if method == MASKED else causal_scoring_note(
+            ctx.subject, "intrasentence candidates by the mean per-token log-likelihood of the whole sentence and "
+            "intersentence candidates by the mean per-token log-likelihood of the continuation given the context")
+        return self.new_result(message=message, metrics=metrics, tables=tables, figures=figures, examples=examples,
+                               findings=findings, warnings=warnings, per_example=per_example)
 
     def _task_metrics(self, ctx: ProbeContext, task: str, items: ScoredItems) -> list[Metric]:
         config = self.config
