@@ -20,7 +20,10 @@ shared by all candidates; ranks and the extrapolation are then the same.
 
 Direction: **lower exposure is better**; controls show what chance looks like. Limits: exposure measures the
 model's preference among sequences of this format, not whether an attacker could find the format; the
-extrapolation assumes the skew-normal fits the far tail.
+extrapolation assumes the skew-normal fits the far tail. On a model that memorised nothing, a secret's rank
+follows the model's prior over the symbols (a Wikipedia-trained model prefers the digits 1 and 2, as in years), so
+the mean of a group of 10 secrets can sit a bit above or below chance; the controls, drawn the same way, show how
+far.
 """
 
 from __future__ import annotations
