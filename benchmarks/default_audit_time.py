@@ -2,16 +2,9 @@
 
 Runs ``rai-audit run --out DIR`` (no config: the built-in default, ``audit.config.DEFAULT_AUDIT``) in a child
 process exactly as a new user would, with ``RAI_AUDIT_CACHE`` pointed at a fresh temporary folder so that nothing
-trained earlier is reused. The stages are read back from what the run leaves behind:
-
-- pretraining: ``wall_seconds`` of the pretrained model's ``pretrain.json`` (corpus, tokenizer, training, saving);
-- fine-tuning: from the end of pretraining (``pretrain.json`` written) to the end of fine-tuning (``finetune.json``
-  written), by file modification time;
-- each probe: its ``duration_s`` in ``results.json``;
-- other: the rest of the child's wall time (start-up and imports, loading and hashing the model, writing
-  results.json, report.html and junit.xml).
-
-When ``results.json`` records the time per stage itself (``run.stages``), those figures are printed instead.
+trained earlier is reused. The time per stage (pretraining, fine-tuning, loading, each probe, rendering) is read
+back from ``results.json``'s ``run.stages``; "other" is the rest of the child's wall time (start-up, imports,
+writing the outputs).
 Lower is better; issue 18 asks for a total of at most 480 s on a 2-core CPU without AVX-512/bf16. Other processes
 on the machine slow every stage, so the load average is printed before and after. The last line is
 ``total: X s`` (the child's wall time).
@@ -42,23 +35,13 @@ def load_average() -> str:
         return "unknown"
 
 
-def stage_times(results: dict, cache_dir: Path, total: float) -> list[tuple[str, float]]:
-    """(stage, seconds) in the order they ran; "other" is what the named stages leave of the total."""
-    recorded = results.get("run", {}).get("stages")
-    if isinstance(recorded, dict) and recorded:
-        return [(str(name), float(seconds)) for name, seconds in recorded.items()]
-    stages: list[tuple[str, float]] = []
-    pretrain_records = sorted((cache_dir / "models").glob("pretrained-*/pretrain.json"))
-    finetune_records = sorted((cache_dir / "models").glob("classifier-*/finetune.json"))
-    if pretrain_records:
-        record = json.loads(pretrain_records[0].read_text(encoding="utf-8"))
-        stages.append(("pretraining", float(record["wall_seconds"])))
-        if finetune_records:
-            finetuned = finetune_records[0].stat().st_mtime - pretrain_records[0].stat().st_mtime
-            stages.append(("fine-tuning", finetuned))
-    for probe in results.get("probes", []):
-        stages.append((f"probe {probe['probe']}", float(probe.get("duration_s", 0.0))))
-    stages.append(("other (start-up, loading, hashing, writing outputs)", total - sum(s for _, s in stages)))
+def stage_times(results: dict, total: float) -> list[tuple[str, float]]:
+    """(stage, seconds) in the order they ran, from ``run.stages``; "other" is what they leave of the total."""
+    stages = []
+    for record in results["run"]["stages"]:
+        name = f"probe {record['probe']}" if record.get("probe") else record["stage"]
+        stages.append((name + (" (reused)" if record.get("reused") else ""), float(record["duration_s"])))
+    stages.append(("other (start-up, imports, writing outputs)", total - sum(seconds for _, seconds in stages)))
     return stages
 
 
@@ -90,7 +73,7 @@ def main() -> None:
         print(f"machine: {hardware.get('cpu_model')}, {hardware.get('cpus')} CPUs, {hardware.get('vector_isa')}, "
               f"bf16 units {hardware.get('bf16_units')}; threads {results.get('run', {}).get('threads')}; "
               f"exit code {completed.returncode}")
-        for name, seconds in stage_times(results, cache_dir, total):
+        for name, seconds in stage_times(results, total):
             print(f"{name:<55} {seconds:8.1f} s")
     print(f"total: {total:.1f} s")
 
