@@ -122,10 +122,7 @@ class AttributionModel:
         """[PAD] or [MASK]. A decoder's tokenizer often has no pad token: then "pad" is the model's configured
         pad id, else the end-of-text token (GPT-2's conventional padding); the logits never depend on it."""
         if which == "pad":
-            config = getattr(self.module, "config", None)
-            candidates = (self.tokenizer.pad_token_id, getattr(config, "pad_token_id", None),
-                          self.tokenizer.eos_token_id)
-            token_id = next((candidate for candidate in candidates if candidate is not None), None)
+            token_id = pad_baseline_id(self.tokenizer, getattr(self.module, "config", None))
         else:
             token_id = self.tokenizer.mask_token_id
         if token_id is None:
@@ -219,6 +216,12 @@ class AttributionModel:
                 "the model returned no attention weights (load it with attn_implementation='eager')"
             )
         return attentions
+
+
+def pad_baseline_id(tokenizer, config=None) -> int | None:
+    """The "pad" baseline token: the tokenizer's [PAD], else the model's configured pad id, else end-of-text."""
+    candidates = (tokenizer.pad_token_id, getattr(config, "pad_token_id", None), tokenizer.eos_token_id)
+    return next((int(candidate) for candidate in candidates if candidate is not None), None)
 
 
 def _attention_weights(module: nn.Module, batch: EncodedBatch) -> list[torch.Tensor] | None:
