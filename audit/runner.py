@@ -86,6 +86,12 @@ def training_cache_keys(pretrain_config, finetune_config) -> tuple[str, str]:
     return pretrain_key, finetune_key
 
 
+PRETRAINING_MESSAGES = {
+    "masked": "pretraining the subject's encoder (masked-LM)",
+    "causal": "pretraining the subject's decoder (next-token prediction)",
+}
+
+
 def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None,
                   progress: Callable[[str], None] = lambda message: None) -> Path:
     """Pretrain and fine-tune per the recipe, reusing cached models whose recipe hash matches."""
@@ -105,7 +111,7 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
     if (pretrained_dir / "model.safetensors").is_file():
         progress(f"reusing pretrained model {pretrained_dir}")
     else:
-        progress("pretraining the subject's encoder (masked-LM)")
+        progress(PRETRAINING_MESSAGES[pretrain_config.train.objective])
         pretrain(pretrain_config, pretrained_dir, data_dir=data_dir, progress=False)
 
     classifier_dir = cache_dir / "models" / f"classifier-{finetune_key}"
