@@ -88,6 +88,12 @@ def training_cache_keys(pretrain_config, finetune_config) -> tuple[str, str]:
     return pretrain_key, finetune_key
 
 
+PRETRAINING_MESSAGES = {
+    "masked": "pretraining the subject's encoder (masked-LM)",
+    "causal": "pretraining the subject's decoder (next-token prediction)",
+}
+
+
 def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None,
                   progress: ProgressReporter = SILENT, stages: list[StageTiming] | None = None) -> Path:
     """Pretrain and fine-tune per the recipe, reusing cached models whose recipe hash matches.
@@ -113,6 +119,7 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
         progress(f"reusing pretrained model {pretrained_dir}")
         stages.append(timed("pretraining", started, reused=True))
     else:
+        progress(PRETRAINING_MESSAGES[pretrain_config.train.objective])
         with reporting_to(progress):
             pretrain(pretrain_config, pretrained_dir, data_dir=data_dir)
         stages.append(timed("pretraining", started))

@@ -55,6 +55,7 @@ from audit.model_folder import (
     resolved_folder,
     safe_weight_files,
 )
+from audit.pooling import classifier_logits
 from audit.progress import current_reporter
 from audit.results import SubjectInfo
 from audit.token_batches import SequenceTooLongError, check_texts, length_batches, pad_token_lists
@@ -682,8 +683,7 @@ class ModelUnderAudit:
     def classifier_forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Differentiable classifier logits (B, C) for attribution methods (captum); model stays in eval mode."""
         self._require("classifier")
-        return self.classifier(input_ids=input_ids.to(self.device),
-                               attention_mask=attention_mask.to(self.device)).logits
+        return classifier_logits(self.classifier, input_ids.to(self.device), attention_mask.to(self.device))
 
     def input_embeddings(self) -> nn.Module:
         """The token-embedding layer that captum's LayerIntegratedGradients attributes over (the classifier's
@@ -691,7 +691,7 @@ class ModelUnderAudit:
         return self.model.get_input_embeddings()
 
     def _classifier_logits_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.classifier(input_ids=input_ids, attention_mask=attention_mask).logits
+        return classifier_logits(self.classifier, input_ids, attention_mask)
 
     # -- embeddings ----------------------------------------------------------------------------------------
 

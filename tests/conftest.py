@@ -78,3 +78,37 @@ def scenario_classifiers(tmp_path_factory, small_pretrained_dir) -> dict[str, Pa
         )
         directories[name] = run_finetune(config, small_pretrained_dir, root / name)
     return directories
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Calibration-scenario *decoder* classifiers (issue 17, known answer d), sized for CI:
+#   causal_scenario_classifiers["planted"|"control"]  a small causal LM (`tiny-causal` widened to hidden 64, a
+#   2,000-word tokenizer, 150 next-token steps) fine-tuned on the scenario (bias 0.8 / 0) with last-token pooling.
+# ------------------------------------------------------------------------------------------------------------------
+CAUSAL_SCENARIO_PRETRAIN = {
+    "preset": "tiny-causal",
+    "model": {"hidden_size": 64, "intermediate_size": 128},
+    "tokenizer": {"vocab_size": 2000},
+    "corpus": {"max_documents": 2000, "max_length": 64},
+    "train": {"max_steps": 150, "batch_size": 16, "eval_every": 50, "checkpoint_every": 150,
+              "precision": TEST_PRECISION},
+}
+CAUSAL_SCENARIO_FINETUNE = {"preset": "scenario", "epochs": 5, "precision": TEST_PRECISION}
+
+
+@pytest.fixture(scope="session")
+def causal_scenario_classifiers(tmp_path_factory) -> dict[str, Path]:
+    from audit.train.config import finetune_config_from_dict, pretrain_config_from_dict
+    from audit.train.finetune import run_finetune
+    from audit.train.pretrain import pretrain
+
+    data_dir = _real_data_dir()
+    root = tmp_path_factory.mktemp("causal_scenario")
+    pretrained = pretrain(pretrain_config_from_dict(CAUSAL_SCENARIO_PRETRAIN, source="test"), root / "pretrained",
+                          data_dir=data_dir)
+    directories = {}
+    for name, strength in SCENARIO_BIAS.items():
+        config = finetune_config_from_dict({**CAUSAL_SCENARIO_FINETUNE, "data": {
+            "scenario": {"bias_strength": strength, "n_examples": 2000, "seed": 0}}})
+        directories[name] = run_finetune(config, pretrained, root / name)
+    return directories

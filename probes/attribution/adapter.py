@@ -6,6 +6,10 @@ hooks, (3) the tokenizer (special tokens, [PAD]/[MASK]) and, for attention rollo
 ``torch.nn.Module`` itself (attention weights; a deep copy to randomise). ``AttributionModel`` bundles these, built
 either from the model under audit (``from_subject``) or from any Hugging Face ``…ForSequenceClassification``
 (``from_model``: tests, and the randomised copies of the sanity check).
+
+Decoder classifiers (ours with ``causal=True``, GPT-2, Llama, …) read the last real token instead of [CLS]
+(``read_position``); their logits come from ``audit.pooling.classifier_logits``, which finds that token from the
+attention mask, so a baseline or a removal made of [PAD] ids never moves the token the classifier reads.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from audit.pooling import ReadPosition, classifier_logits, finds_last_token_by_pad_id, read_position
 from probes.base import ProbeInputError
 
 BaselineToken = Literal["pad", "mask"]
@@ -53,6 +58,8 @@ class AttributionModel:
     module:           the underlying nn.Module (attention rollout, sanity-check copies) or None if unknown.
     max_length:       truncation length in tokens.
     word_alignment:   text -> [(word, [token indices])]; defaults to the tokenizer's word ids.
+    read_position:    "first" ([CLS], encoders) or "last" (the last real token, decoders): the token whose
+                      hidden state the classifier reads (attention rollout starts there).
     """
 
     def __init__(
@@ -64,6 +71,7 @@ class AttributionModel:
         module: nn.Module | None = None,
         max_length: int = 512,
         word_alignment: Callable[[str], WordAlignment] | None = None,
+        read_position: ReadPosition = "first",
     ) -> None:
         self.forward = forward
         self.embedding_layer = embedding_layer
@@ -71,22 +79,23 @@ class AttributionModel:
         self.module = module
         self.max_length = int(max_length)
         self._word_alignment = word_alignment
+        self.read_position = read_position
         self._eager_copy: nn.Module | None = None
         self._special_ids = frozenset(int(i) for i in tokenizer.all_special_ids)
 
     # -- construction ------------------------------------------------------------------------------------------
     @classmethod
     def from_model(cls, model: nn.Module, tokenizer, *, max_length: int | None = None) -> AttributionModel:
-        """Any Hugging Face sequence classifier (ours, BERT, …); the model should be in eval mode."""
+        """Any Hugging Face sequence classifier (ours, BERT, GPT-2, …); the model should be in eval mode."""
 
         def forward(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return model(input_ids=input_ids, attention_mask=attention_mask).logits
+            return classifier_logits(model, input_ids, attention_mask)
 
         limit = max_length or getattr(model.config, "max_position_embeddings", None) or 512
         limit = min(int(limit), int(getattr(tokenizer, "model_max_length", limit) or limit))
         return cls(
             forward=forward, embedding_layer=model.get_input_embeddings(), tokenizer=tokenizer, module=model,
-            max_length=limit,
+            max_length=limit, read_position=read_position(model),
         )
 
     @classmethod
@@ -100,6 +109,7 @@ class AttributionModel:
             module=module,
             max_length=int(getattr(subject, "max_length", None) or 512),
             word_alignment=getattr(subject, "word_alignment", None),
+            read_position=read_position(module) if module is not None else "first",
         )
 
     # -- properties --------------------------------------------------------------------------------------------
@@ -109,7 +119,12 @@ class AttributionModel:
         return weight.device if weight is not None else torch.device("cpu")
 
     def baseline_token_id(self, which: BaselineToken) -> int:
-        token_id = self.tokenizer.pad_token_id if which == "pad" else self.tokenizer.mask_token_id
+        """[PAD] or [MASK]. A decoder's tokenizer often has no pad token: then "pad" is the model's configured
+        pad id, else the end-of-text token (GPT-2's conventional padding); the logits never depend on it."""
+        if which == "pad":
+            token_id = pad_baseline_id(self.tokenizer, getattr(self.module, "config", None))
+        else:
+            token_id = self.tokenizer.mask_token_id
         if token_id is None:
             raise ProbeInputError(
                 f"the tokenizer has no [{which.upper()}] token; choose baseline_token "
@@ -200,7 +215,15 @@ class AttributionModel:
         return attentions
 
 
+def pad_baseline_id(tokenizer, config=None) -> int | None:
+    """The "pad" baseline token: the tokenizer's [PAD], else the model's configured pad id, else end-of-text."""
+    candidates = (tokenizer.pad_token_id, getattr(config, "pad_token_id", None), tokenizer.eos_token_id)
+    return next((int(candidate) for candidate in candidates if candidate is not None), None)
+
+
 def _attention_weights(module: nn.Module, batch: EncodedBatch) -> list[torch.Tensor] | None:
+    if finds_last_token_by_pad_id(module):  # its head would refuse a batch without a pad id; the body holds them
+        module = module.base_model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         output = module(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_attentions=True)

@@ -72,7 +72,7 @@ def identity_positions(
 ) -> tuple[list[int], list[str]]:
     """Token positions of identity terms in ``text`` (whole words, longest match first) and the values found."""
     alignment = model.word_alignment(text)
-    words = [word.lower() for word, _ in alignment]
+    words = [word.strip().lower() for word, _ in alignment]  # byte-level BPE words keep their leading space
     positions, values, index = [], [], 0
     while index < len(words):
         for size in range(min(longest, len(words) - index), 0, -1):

@@ -11,7 +11,7 @@
   completeness guarantee.
 - **Attention rollout** (Abnar & Zuidema, ACL 2020, "Quantifying Attention Flow in Transformers"): per layer the
   head-averaged attention plus the identity (the residual stream), rows renormalised, multiplied from the first
-  layer up; the token score is the [CLS] row. Non-negative and class-agnostic.
+  layer up; the token score is the row of the token the classifier reads ([CLS]; a decoder's last real token). Non-negative and class-agnostic.
 
 The **target** is the class the model predicts for the example (its logit is explained), unless ``targets`` are
 given (the sanity check explains the original model's prediction on the randomised copies). Examples are
@@ -30,6 +30,7 @@ import torch
 from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 
 from audit.errors import InputError
+from audit.pooling import last_real_index
 from probes.attribution.adapter import AttributionModel, BaselineToken, EncodedBatch, WordAlignment
 
 Method = Literal["integrated_gradients", "gradient_x_input", "attention_rollout"]
@@ -222,12 +223,17 @@ def attention_rollout(
     batch_size: int = 8,
     targets: Sequence[int] | None = None,
 ) -> list[TokenAttribution]:
-    """Rollout of attention from [CLS] (position 0) to every token; needs the model's attention weights."""
+    """Rollout of attention to every token from the token the classifier reads ([CLS], or a decoder's last real
+    token); needs the model's attention weights."""
     results: list[tuple[int, TokenAttribution]] = []
     for indices, rows, batch in _chunks(model, texts, batch_size):
         logits, chosen = _targets(model, batch, indices, targets)
         rollout = rollout_matrix(model.attentions(batch), batch.attention_mask)  # (B, T, T)
-        results += _package(model, texts, indices, rows, batch, rollout[:, 0, :], logits, chosen)
+        read = torch.zeros(len(rows), dtype=torch.long, device=rollout.device)
+        if model.read_position == "last":
+            read = last_real_index(batch.attention_mask).to(rollout.device)
+        token_scores = rollout[torch.arange(len(rows), device=rollout.device), read]  # (B, T)
+        results += _package(model, texts, indices, rows, batch, token_scores, logits, chosen)
     return _in_input_order(results)
 
 
