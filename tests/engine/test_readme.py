@@ -1,4 +1,4 @@
-"""The README's Python API example runs as written, on a tiny classifier standing in for runs/classifier."""
+"""The README stays true: its Python API example runs as written, its probe table lists the registered probes."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ import json
 import re
 from pathlib import Path
 
+from probes.base import available_probes
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def python_blocks(markdown: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
+
+
+def test_readme_probe_table_lists_every_built_in_probe_and_nothing_else():
+    section = README.read_text().split("## Probes", 1)[1].split("\n## ", 1)[0]
+    in_table = set(re.findall(r"^\| \w+ \| `(\w+)` \|", section, flags=re.MULTILINE))
+    assert in_table == set(available_probes())
 
 
 def test_readme_python_example_runs_and_writes_the_results_and_report(tmp_path, monkeypatch, tiny_classifier_dir):
