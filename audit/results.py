@@ -1,4 +1,4 @@
-"""The result schema of an audit run: what `results.json` holds (contract, see DESIGN.md).
+"""The result schema of an audit run: what `results.json` holds (a contract: tools and CI gates read it).
 
 Everything a report, a gate or a comparison needs is here, so that `reports/` and `audit.gate` can work from a
 `results.json` alone. The schema is versioned by ``SCHEMA_VERSION``; a JSON Schema export ships in

@@ -1,4 +1,4 @@
-"""The probe contract and registry (see DESIGN.md, "Probe (contract)").
+"""The probe contract and registry; third-party probes implement it (README, "Writing a probe plug-in").
 
 A probe is a small class that declares what it measures and what it needs from the model under audit, and turns a
 ``ProbeContext`` into a ``ProbeResult``. Probes never print, never write files and never seed global RNGs: all

@@ -15,7 +15,7 @@ os.environ.setdefault("RAI_AUDIT_CHECK_DECLARATIONS", "1")
 # Real-data trained models (audit.train) — session-scoped, built once and reused by every slow test that needs them.
 #   small_pretrained_dir     the `small` preset pretrained on wiki_passages, with canaries (canaries.json beside it)
 #   davidson_classifier_dir  small_pretrained_dir fine-tuned on Davidson abusive-vs-neither (finetune_davidson preset)
-# Both need RAI_AUDIT_DATA_DIR (CI sets it to ../shared/data); use them only from @pytest.mark.slow tests.
+# Both need RAI_AUDIT_DATA_DIR (CI sets it); use them only from @pytest.mark.slow tests.
 #
 # Every model trained here is pinned to fp32 (TEST_PRECISION). On "auto" a CPU with bf16 units trains in bf16 and
 # one without in fp32, which gives two different models from one recipe; pinned, every CPU trains the same recipe in

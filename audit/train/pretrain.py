@@ -113,7 +113,7 @@ def pretrain(
         manifest.save(work)
     recipe = _recipe(config, corpus.provenance, training_docs, heldout_docs, train_sequences, summary, manifest,
                      len(tokenizer))
-    recipe["wall_seconds"] = time.perf_counter() - wall_start  # this session: corpus, tokenizer, training, saving
+    recipe["wall_seconds"] = time.perf_counter() - wall_start  # this call: corpus, tokenizer, training, saving
     (work / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(work / CHECKPOINT_DIR, ignore_errors=True)
     (work / CONFIG_FILE).unlink(missing_ok=True)

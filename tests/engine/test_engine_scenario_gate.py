@@ -5,9 +5,9 @@ fairness gap and the counterfactual flip rate significantly different, and find 
 
 Zero-effect controls of the comparison: the male group's label base rate (the same test examples in both runs),
 and two runs of one model under different seeds (every metric's point value is the same; only the bootstrap
-resamples differ). An earlier control, the male group's true-positive rate, was not one: the planted model, trained
-on fewer positive labels, is stricter with everyone, and on some CPUs' arithmetic its male TPR came out
-significantly lower than the control's (e.g. compare said "worse" on an AMD EPYC without AVX-512).
+resamples differ). The male group's true-positive rate is not such a control: the planted model, trained on fewer
+positive labels, is stricter with everyone, so its male TPR can come out significantly lower than the control's
+(compare says "worse" on some CPUs' arithmetic, e.g. an AMD EPYC without AVX-512).
 """
 
 from __future__ import annotations

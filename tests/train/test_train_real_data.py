@@ -1,10 +1,9 @@
 """Acceptance on real data (slow): the `small` preset's pretraining loss, Davidson fine-tuning.
 
-The preset's time budget (<= 4 minutes on 2 cores) is not asserted here: the preset runs a fixed number of steps
-(same seed and threads, same model), so its wall time is the machine's speed, which varied by 40% between days on the
-CI-class machine (142 s on 2026-11-29, 210-292 s on 2026-12-01 with the same code). Speed is measured as a ratio
-against a same-size BertForMaskedLM run in the same process (benchmarks/pretrain_throughput.py); the wall time is
-printed here and recorded in pretrain.json.
+The preset's wall time is not asserted here: the preset runs a fixed number of steps (same seed and threads, same
+model), so its wall time is the machine's speed, which varies from day to day on a shared CI machine (figures in
+benchmarks/RESULTS.md). Speed is measured as a ratio against a same-size BertForMaskedLM run in the same process
+(benchmarks/pretrain_throughput.py); the wall time is printed here and recorded in pretrain.json.
 """
 
 import json
