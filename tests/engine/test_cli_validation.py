@@ -182,6 +182,7 @@ ZERO_ALLOWED = {
     ("membership", "n_reference_models"), ("attributions", "n_display"), ("identity_attribution", "n_display"),
     ("group_metrics", "max_examples_shown"), ("counterfactual", "n_examples"), ("crows_pairs", "n_examples"),
     ("stereoset", "n_examples"), ("counterfactual_lm", "n_examples"),
+    ("extraction", "max_examples"),
 }
 
 
