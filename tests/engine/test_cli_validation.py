@@ -278,14 +278,14 @@ def interrupt_after(monkeypatch, steps: int | None) -> None:
     """Ctrl-C during training: after ``steps`` steps (a checkpoint is written then), or before the first step."""
     from audit.train import pretrain as pretrain_module
 
-    train = pretrain_module._MLMTrainer.run
+    train = pretrain_module._Trainer.run
 
     def interrupted(self, *, resume, stop_after_steps):
         if steps is not None:
             train(self, resume=resume, stop_after_steps=steps)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pretrain_module._MLMTrainer, "run", interrupted)
+    monkeypatch.setattr(pretrain_module._Trainer, "run", interrupted)
 
 
 def test_ctrl_c_in_pretrain_says_resume_continues(tmp_path, monkeypatch):
