@@ -147,18 +147,31 @@ class PlainProgressReporter(_TreeReporter):
                  clock: Callable[[], float] = time.monotonic):
         super().__init__(clock=clock)
         self._stream, self._interval = stream, interval
+        # A stage's start line waits for the next line written: a run refused in its first instant (a damaged
+        # model folder) then prints only its one-line error, not the start and stop of the stages it was in.
+        self._unannounced: dict[int, tuple[_Task, str]] = {}
 
     def _write(self, line: str) -> None:
+        for task, start_line in self._unannounced.values():
+            self._emit(start_line)
+            task.lines += 1
+        self._unannounced.clear()
+        self._emit(line)
+
+    def _emit(self, line: str) -> None:
         self._stream.write(line + "\n")
         self._stream.flush()
+
+    @staticmethod
+    def _start_line(task: _Task) -> str:
+        return f"{task.path}: started" + (f" ({task.count()})" if task.total else "")
 
     def note(self, message: str) -> None:
         self._write(f"· {printable(message)}")
 
     def _opened(self, task: _Task) -> None:
         if task.major():
-            self._write(f"{task.path}: started" + (f" ({task.count()})" if task.total else ""))
-            task.lines += 1
+            self._unannounced[id(task)] = (task, self._start_line(task))
 
     def _updated(self, task: _Task) -> None:
         now = self._clock()
@@ -178,6 +191,8 @@ class PlainProgressReporter(_TreeReporter):
         self._write(f"{task.path}: " + ", ".join(part for part in parts if part))
 
     def _finished(self, task: _Task, *, failed: bool, elapsed: float) -> None:
+        if failed and self._unannounced.pop(id(task), None) is not None:
+            return  # stopped before any line was written under it: the error line says it all
         if not (task.major() or task.lines or elapsed >= SUBTASK_MENTION_S):
             return
         outcome = f"stopped after {format_duration(elapsed)}" if failed else f"done in {format_duration(elapsed)}"

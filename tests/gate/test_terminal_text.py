@@ -68,7 +68,7 @@ def test_error_lines_print_control_codes_as_text(tmp_path):
 def test_run_summary_prints_control_codes_as_text(capsys):
     results = build_results()
     results.probes[0].probe = f"probe{HYPERLINK}{CLEAR}[bold]"
-    cli._print_probe_table(results)
+    cli._print_summary(results, {})
     printed = capsys.readouterr().err
     _assert_no_raw_controls(printed)
     assert "probe\\x1b]8;;http://evil" in _column(printed, 0)  # rich may cut the rest
