@@ -139,9 +139,12 @@ def run(
     data: a .csv (header row) or .jsonl file, one example a row, with a `text` column, a `label` column holding
     one of the model's label names (config.json's id2label) or a label index, and at least one group column
     (every column besides text, label, split and id is a group, e.g. `group` or `gender`). Rows are held-out
-    `test` examples unless a `split` column says train, validation or test; `id` (optional) must be unique. The
-    positive label is the one the model's own task.json records, else label 1 of two, else label 0. A missing,
-    empty or malformed file, a missing column or an unknown label is an error before any work.
+    `test` examples unless a `split` column says train, validation or test (mitigation fits its thresholds on
+    validation rows; membership inference compares train rows, ones the model learnt from, with held-out ones);
+    `id` (optional) must be unique. The positive label is the one the model's own task.json records, else label
+    1 of two, else label 0. A missing, empty or malformed file, a missing column or an unknown label is an error
+    before any work. `--quick` cuts every probe's budget to a smoke test (recorded in results.json's config and
+    stated in the report); it applies to the default audit and to a CONFIG too.
 
     Each finished probe's result is kept in DIR/.probe-results until the outputs are written, so a run that was
     killed resumes: running it again into the same --out reuses the probes that finished (same model, data,

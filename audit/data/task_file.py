@@ -8,8 +8,9 @@ The file is CSV (header row) or JSONL (one object per line) with these columns:
 * group columns (at least one): every other column, e.g. ``group`` or ``gender`` and ``dialect``; an empty cell
   is a missing group value;
 * ``split`` (optional): train / validation / test (also valid, val, dev); without it every row is held-out
-  ``test`` data, which is what the fairness probes evaluate — give ``train`` rows only for examples the model was
-  trained on (membership inference compares them with held-out rows);
+  ``test`` data, which is what the fairness probes evaluate; mitigation fits its thresholds on ``validation``
+  rows, and membership inference compares ``train`` rows (only examples the model was trained on) with held-out
+  ones;
 * ``id`` (optional): a unique example id; default ``row-N`` (N counts data rows from 1).
 
 The positive label (the decision whose rate fairness metrics compare) is the one the model folder's own task
