@@ -109,8 +109,20 @@ def _data_dir_option() -> Path | None:
 @app.command()
 @_handles_errors
 def run(
-    config: Path | None = typer.Argument(None, help="Audit config (TOML). Without it: the built-in default."),
+    config: Path | None = typer.Argument(None, help="Audit config (TOML). Without it and --model: the built-in "
+                                         "default."),
     out: Path = typer.Option(..., "--out", help="Output folder for results.json, report.html, junit.xml."),
+    model: str | None = typer.Option(None, "--model", help="Audit this model folder (a classifier, masked LM or "
+                                     "causal LM) without a config file; not with CONFIG."),
+    task: Path | None = typer.Option(None, "--task", help="CSV or JSONL task data for the classifier probes: "
+                                     "columns text, label (a label name of the model or its index) and one or more "
+                                     "group columns (every other column); optional split (train/validation/test, "
+                                     "default test) and id. Replaces the task data the model folder carries."),
+    probes: str | None = typer.Option(None, "--probes", help="Run only these probes (comma-separated; see "
+                                      "`rai-audit probes`)."),
+    quick: bool = typer.Option(False, "--quick", help="Smoke-test budgets (few examples and resamples, no "
+                               "reference models) for a CI check that the audit runs; not a full audit, and the "
+                               "report says so."),
     policy: Path | None = typer.Option(None, "--policy", help="Gate the run on this policy file."),
     data_dir: Path | None = _data_dir_option(),
     seed: int | None = typer.Option(None, "--seed", help="Override the config's seed."),
@@ -121,31 +133,42 @@ def run(
 ) -> None:
     """Run an audit and write results.json, report.html and junit.xml.
 
+    Without CONFIG, `--model DIR` audits a model folder: a classifier (one fine-tuned by rai-audit brings its
+    masked LM through finetune.json and its task data with split membership), a masked LM or a causal LM; the
+    probes it cannot serve are skipped with the reason. `--task FILE` gives a classifier's fairness probes their
+    data: a .csv (header row) or .jsonl file, one example a row, with a `text` column, a `label` column holding
+    one of the model's label names (config.json's id2label) or a label index, and at least one group column
+    (every column besides text, label, split and id is a group, e.g. `group` or `gender`). Rows are held-out
+    `test` examples unless a `split` column says train, validation or test (mitigation fits its thresholds on
+    validation rows; membership inference compares train rows, ones the model learnt from, with held-out ones);
+    `id` (optional) must be unique. The positive label is the one the model's own task.json records, else label
+    1 of two, else label 0. A missing, empty or malformed file, a missing column or an unknown label is an error
+    before any work. `--quick` cuts every probe's budget to a smoke test (recorded in results.json's config and
+    stated in the report); it applies to the default audit and to a CONFIG too.
+
     Each finished probe's result is kept in DIR/.probe-results until the outputs are written, so a run that was
     killed resumes: running it again into the same --out reuses the probes that finished (same model, data,
     settings and seed) and runs the others.
     """
-    from audit.config import config_from_dict, default_config, load_audit_config
+    from audit.config import command_line_config
     from audit.outputs import check_output_folder, write_run_outputs
     from audit.probe_store import remove_store
     from audit.progress import reporting_to
-    from audit.runner import run_audit, select_probes
+    from audit.runner import check_subject, run_audit, select_probes
 
     check_output_folder(out)
-    audit_config = load_audit_config(config) if config else default_config()
-    overrides = {"seed": seed, "threads": threads, "data_dir": str(data_dir) if data_dir else None}
-    overrides = {key: value for key, value in overrides.items() if value is not None}
-    if overrides:  # validated like the file's own keys (e.g. threads >= 1)
-        given = ", ".join(f"--{key.replace('_', '-')}" for key in overrides)
-        audit_config = config_from_dict({**audit_config.model_dump(), **overrides}, source=given)
-    probes = select_probes(audit_config)  # unknown probes and out-of-range settings fail here, before any work
+    audit_config = command_line_config(
+        config, model=model, task=str(task) if task is not None else None, probes=probes, quick=quick,
+        overrides={"seed": seed, "threads": threads, "data_dir": str(data_dir) if data_dir else None})
+    probe_list = select_probes(audit_config)  # unknown probes and out-of-range settings fail here, before any work
+    check_subject(audit_config)  # a model folder or task file that cannot be used, too
     gate_policy = None
     if policy is not None:
         from audit.digests import external_file_digest
         from audit.gate import check_rules_against_probes, load_policy
 
         gate_policy = load_policy(policy)  # validate before hours of work, not after
-        check_rules_against_probes(gate_policy, probes)
+        check_rules_against_probes(gate_policy, probe_list)
         policy_digest = external_file_digest(policy)  # the rules as read, for the manifest
     progress = _progress_reporter(quiet)
     results = run_audit(audit_config, progress=progress, command=" ".join(sys.argv), resume_from=out, fresh=fresh)
@@ -190,6 +213,8 @@ def _print_summary(results, written: dict[str, Path]) -> None:
         table.add_row(escape(printable(result.probe)), _outcome(result), escape(printable(headline)),
                       format_duration(result.duration_s))
     console.print(table)
+    if results.config.get("quick"):
+        console.print("[yellow]quick run[/yellow]: smoke-test budgets (--quick), not a full audit")
     for name, path in written.items():
         if name != REPORT_FILE:
             _wrote(path)

@@ -45,12 +45,16 @@ class SubjectSection(_Strict):
     model: str | None = None  # a model directory (ours or any Hugging Face encoder)
     mlm: str | None = None  # optional masked-LM directory for MLM probes when `model` is a classifier
     train: TrainRecipe | None = None
+    task: str | None = None  # a CSV/JSONL task file (audit.data.task_file) replacing the folder's own task data
     intended_use: str | None = None  # shown in the model card
 
     @model_validator(mode="after")
     def _one_source(self) -> SubjectSection:
         if (self.model is None) == (self.train is None):
             raise ValueError("give exactly one of subject.model (a model directory) or subject.train (a recipe)")
+        if self.task is not None and self.model is None:
+            raise ValueError("subject.task (a task file) needs subject.model (a model folder); a training recipe "
+                             "brings its own task data")
         return self
 
 
@@ -60,13 +64,48 @@ class ProbesSection(_Strict):
     settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+# `quick = true` (CLI --quick): each probe's example counts, resamples and reference models cut to a smoke-test
+# budget, for a CI gate that checks the pipeline runs, not what the model does: intervals are wide and membership
+# runs its loss attack alone. These values replace the config's own for these keys; the config as run (in
+# results.json) shows the result, and the report says that the run was a quick one. A probe without an entry here
+# runs at its configured budget.
+QUICK_PROBE_SETTINGS: dict[str, dict[str, Any]] = {
+    # association's permutation test refuses fewer than 10,000 permutations: it runs its two built-in tests only
+    "association": {"include_catalog": False, "n_bootstrap": 200},
+    "attributions": {"n_examples": 8, "n_steps": 8, "n_bootstrap": 200},
+    "counterfactual": {"max_examples": 100, "n_bootstrap": 200},
+    "crows_pairs": {"max_pairs": 50, "n_bootstrap": 200},
+    "exposure": {"n_candidates": 200},
+    "faithfulness": {"n_examples": 4, "n_steps": 8, "n_random": 1, "n_bootstrap": 200},
+    "group_metrics": {"n_resamples": 200},
+    "identity_attribution": {"n_examples": 8, "n_steps": 8, "n_bootstrap": 200},
+    "madlibs_terms": {"max_sentences": 1000},
+    "membership": {"n_reference_models": 0, "attacks": ["loss"], "max_population": 400, "n_bootstrap": 200},
+    "mitigation": {"grid_size": 100, "n_resamples": 200},
+    "sanity": {"n_examples": 2, "n_steps": 4, "n_bootstrap": 200},
+    "stereoset": {"max_items": 50, "intersentence": False, "n_bootstrap": 200},  # whole-sentence scores cost most
+    "subgroup_auc": {"max_examples": 1000, "n_resamples": 200},
+}
+
+
 class AuditConfig(_Strict):
     seed: int = 0
     threads: int | None = Field(None, ge=1)  # torch intra-op threads (>= 1); None = torch's default
     data_dir: str | None = None
     cache_dir: str | None = None  # trained-model cache (default: $RAI_AUDIT_CACHE or ~/.cache/rai-audit)
+    quick: bool = False  # smoke-test budgets (QUICK_PROBE_SETTINGS) over the probes' settings
     subject: SubjectSection
     probes: ProbesSection = Field(default_factory=ProbesSection)
+
+    @model_validator(mode="after")
+    def _quick_budgets(self) -> AuditConfig:
+        """Apply the quick budgets to the probes that run, so that the config as run records them."""
+        if self.quick:
+            chosen = QUICK_PROBE_SETTINGS if "all" in self.probes.run else self.probes.run
+            for name in chosen:
+                if name in QUICK_PROBE_SETTINGS and name not in self.probes.skip:
+                    self.probes.settings[name] = {**self.probes.settings.get(name, {}), **QUICK_PROBE_SETTINGS[name]}
+        return self
 
 
 # The built-in default audit: the `small` model pretrained on Wikipedia passages with canaries, fine-tuned on the
@@ -111,6 +150,41 @@ def load_audit_config(path: str | Path) -> AuditConfig:
     path = Path(path)
     data = read_toml_file(path, error=AuditConfigError, expected="an audit config TOML file (see examples/audit.toml)")
     return config_from_dict(data, source=str(path))
+
+
+def command_line_config(config_path: Path | None, *, model: str | None = None, task: str | None = None,
+                        probes: str | None = None, quick: bool = False,
+                        overrides: dict[str, Any] | None = None) -> AuditConfig:
+    """The audit `rai-audit run` asks for: a CONFIG file, else a model folder (``--model``), else the built-in
+    default; then the command line's ``--task``, ``--probes`` (comma-separated names), ``--quick`` and
+    ``overrides`` (seed, threads, data_dir), validated like the file's own keys."""
+    if model is not None and config_path is not None:
+        raise AuditConfigError(f"give a CONFIG file ({config_path}) or --model ({model}), not both; put the model "
+                               "in the config's [subject] model = \"...\" instead")
+    if task is not None and model is None and config_path is None:
+        raise AuditConfigError(f"--task {task} needs --model (a classifier folder); the default audit trains its "
+                               "classifier on its own task data")
+    if config_path is not None:
+        config = load_audit_config(config_path)
+    elif model is not None:
+        config = config_from_dict({"subject": {"model": model}}, source="--model")
+    else:
+        config = default_config()
+    data, given = config.model_dump(), []
+    if task is not None:
+        data["subject"]["task"], given = task, [*given, "--task"]
+    if probes is not None:
+        names = [name.strip() for name in probes.split(",") if name.strip()]
+        if not names:
+            raise AuditConfigError(f"--probes {probes!r} names no probe; expected comma-separated probe names "
+                                   "(see `rai-audit probes`)")
+        data["probes"]["run"], given = names, [*given, "--probes"]
+    if quick:
+        data["quick"], given = True, [*given, "--quick"]
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key], given = value, [*given, f"--{key.replace('_', '-')}"]
+    return config_from_dict(data, source=", ".join(given)) if given else config
 
 
 def config_from_dict(data: dict[str, Any], *, source: str = "<config>") -> AuditConfig:

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 
 from audit.config import AuditConfig, TrainRecipe
-from audit.data.task import TaskData
+from audit.data.task import TASK_FILE, TaskData
+from audit.data.task_file import TaskFileError, read_task_file
 from audit.digests import external_file_digest, model_folder_manifest
 from audit.model_folder import SubjectLoadError, read_json_record
 from audit.probe_store import ProbeResultStore, file_digest_or_reason
@@ -37,7 +38,7 @@ from audit.results import (
     StageTiming,
     json_sha256,
 )
-from audit.subject import ModelUnderAudit
+from audit.subject import ModelUnderAudit, folder_kind_and_labels
 from probes.base import Probe, ProbeContext, available_probes, derive_seed, get_probe
 
 logger = logging.getLogger(__name__)
@@ -173,9 +174,39 @@ def resolve_subject(config: AuditConfig, *, progress: ProgressReporter = SILENT,
     mlm_dir = Path(config.subject.mlm) if config.subject.mlm else None
     manifest_dir = mlm_dir or pretrained_dir or model_dir
     manifest = manifest_dir / CANARY_MANIFEST
-    task = TaskData.load(model_dir) if (model_dir / "task.json").is_file() else None
+    if config.subject.task is not None:
+        task = task_from_file(config.subject.task, model_dir)
+    else:
+        task = TaskData.load(model_dir) if (model_dir / TASK_FILE).is_file() else None
     return ResolvedSubject(model_dir=model_dir, mlm_dir=mlm_dir, pretrained_dir=pretrained_dir, task=task,
                            canary_manifest=manifest if manifest.is_file() else None, finetune_record=record)
+
+
+def check_subject(config: AuditConfig) -> None:
+    """A subject model folder and task file that cannot be used fail here, in one line, before any work."""
+    if config.subject.model is not None:
+        model_dir = Path(config.subject.model).expanduser()
+        if config.subject.task is not None:
+            task_from_file(config.subject.task, model_dir)
+        else:
+            folder_kind_and_labels(model_dir)
+
+
+def task_from_file(path: str | Path, model_dir: Path) -> TaskData:
+    """The task file's examples labelled with the classifier's classes (see ``audit.data.task_file``)."""
+    kind, label_names = folder_kind_and_labels(model_dir)
+    if kind != "classifier":
+        raise TaskFileError(f"--task {path} needs a classifier; {model_dir} holds a {kind} model (no labels to "
+                            "compare with the task's)")
+    return read_task_file(path, label_names=label_names, positive_label=_recorded_positive_label(model_dir))
+
+
+def _recorded_positive_label(model_dir: Path) -> int | None:
+    """The positive label the model's own task data names (``task.json`` written at fine-tuning), if any."""
+    if not (model_dir / TASK_FILE).is_file():
+        return None
+    positive = read_json_record(model_dir / TASK_FILE, "the fine-tuning task record").get("positive_label")
+    return positive if isinstance(positive, int) and not isinstance(positive, bool) else None
 
 
 def select_probes(config: AuditConfig) -> list[Probe]:
@@ -231,6 +262,8 @@ def _run(config: AuditConfig, probes: list[Probe], *, progress: ProgressReporter
             datasets[dataset.sha256 + dataset.name] = dataset
         except ValueError:
             logger.warning("ignoring malformed provenance record %r", record)
+    if config.subject.task is not None and resolved.task is not None:  # digested for `rai-audit verify`
+        dataset_files[Path(config.subject.task).expanduser().resolve()] = resolved.task.provenance[0]["name"]
     store = (_open_probe_store(config, resolved, subject, model_digests, resume_from, fresh=fresh)
              if resume_from else None)
     for number, probe in enumerate(probes, start=1):
@@ -328,7 +361,8 @@ def _manifest(config_as_run: dict[str, Any], model_digests: list[ModelFolderDige
 def _open_probe_store(config: AuditConfig, resolved: ResolvedSubject, subject: ModelUnderAudit,
                       model_digests: list[ModelFolderDigests], out_dir: Path, *, fresh: bool) -> ProbeResultStore:
     """The output folder's store of finished probes, keyed by everything besides a probe's own settings and seed
-    that its result depends on (model folders, canaries, data directory, threads, device, software, hardware)."""
+    that its result depends on (model folders, canaries, task file, data directory, threads, device, software,
+    hardware)."""
     from audit.data.catalog import data_dir_from_env
 
     data_dir = data_dir_from_env(config.data_dir)
@@ -337,6 +371,8 @@ def _open_probe_store(config: AuditConfig, resolved: ResolvedSubject, subject: M
         "canary_manifest": (file_digest_or_reason(resolved.canary_manifest)
                             if resolved.canary_manifest is not None else None),
         "data_dir": str(data_dir.resolve()) if data_dir else None,
+        "task_file": (file_digest_or_reason(Path(config.subject.task).expanduser())
+                      if config.subject.task is not None else None),
         "threads": torch.get_num_threads(),
         "device": str(subject.device),
         "packages": _package_versions(),

@@ -410,8 +410,7 @@ class ModelUnderAudit:
         """Class names in index order (from the config's id2label)."""
         if self.classifier is None:
             return []
-        id2label = self.classifier.config.id2label
-        return [str(id2label.get(index, index)) for index in range(self.num_labels)]
+        return _label_names(self.classifier.config)
 
     @property
     def pll_strategy(self) -> str | None:
@@ -785,6 +784,23 @@ def _language_model_of(wanted: str, kind: str, side_kind: str | None, model: Pre
     if side_kind == wanted:
         return side_model, side_path
     return None, None
+
+
+def folder_kind_and_labels(path: str | Path) -> tuple[str, list[str]]:
+    """What a model folder holds ("classifier", "mlm", "causal-lm" or "encoder") and, for a classifier, its class
+    names in index order. Reads ``config.json`` and the weights' headers only, so that inputs depending on them are
+    checked before any weights load; a folder the loader would refuse (missing, pickled, no safetensors) is its
+    one-line error."""
+    directory = resolved_folder(path)
+    safe_weight_files(directory)
+    config = load_config(directory)
+    kind = _head_kind(_architectures(config))
+    return kind, (_label_names(config) if kind == "classifier" else [])
+
+
+def _label_names(config: Any) -> list[str]:
+    id2label = getattr(config, "id2label", None) or {}
+    return [str(id2label.get(index, index)) for index in range(int(config.num_labels))]
 
 
 def _architectures(config: Any) -> list[str]:

@@ -18,6 +18,17 @@ from audit.errors import InputError
 
 EXAMPLES_FILE = "examples.jsonl"
 TASK_FILE = "task.json"
+SPLITS = ("train", "validation", "test")
+# Names a split column may use for the three splits (case-insensitive).
+SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation",
+                 "val": "validation", "test": "test"}
+
+
+def label_key(value: Any) -> str:
+    """A label or group value as text; a whole float (a CSV column pandas read as float) loses its ".0"."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
 
 
 class TaskDataError(InputError):

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from audit.data.task import LabelledExample, TaskData
+from audit.data.task import SPLIT_ALIASES, SPLITS, LabelledExample, TaskData, label_key
 from audit.model_folder import load_tokenizer
 from audit.outputs import give_folder_ordinary_modes
 from audit.progress import ProgressTask, current_reporter
@@ -486,12 +486,12 @@ def _labelled_rows(rows: dict[str, list], section: FinetuneDataSection):
         if not isinstance(text, str) or not text.strip() or raw is None:
             dropped += 1
             continue
-        key = _label_key(raw)
+        key = label_key(raw)
         name = section.label_map.get(key) if section.label_map is not None else key
         if name is None:
             dropped += 1
             continue
-        groups = {column: _label_key(rows[column][index]) for column in section.group_columns}
+        groups = {column: label_key(rows[column][index]) for column in section.group_columns}
         kept.append((str(index), text, name, groups))
     if dropped:
         logger.info("dropped %d rows without text or with a label outside label_map", dropped)
@@ -505,12 +505,6 @@ def _labelled_rows(rows: dict[str, list], section: FinetuneDataSection):
             f"column {section.label_column!r} holds a single class ({names_seen}); a classifier needs at least two"
         )
     return [(row_id, text, label_names.index(name), groups) for row_id, text, name, groups in kept], label_names
-
-
-def _label_key(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
 
 
 def stratified_split(labels: list[int], validation_fraction: float, test_fraction: float, *, seed: int) -> list[str]:
@@ -535,15 +529,13 @@ def stratified_split(labels: list[int], validation_fraction: float, test_fractio
 
 
 def _given_splits(rows: dict[str, list], examples, column: str) -> list[str]:
-    aliases = {"train": "train", "validation": "validation", "valid": "validation", "dev": "validation",
-               "val": "validation", "test": "test"}
     splits = []
     for row_id, _, _, _ in examples:
         value = str(rows[column][int(row_id)]).strip().lower()
-        if value not in aliases:
+        if value not in SPLIT_ALIASES:
             raise FinetuneDataError(f"split column {column!r} holds {value!r}; expected train, validation or test")
-        splits.append(aliases[value])
-    for name in ("train", "validation", "test"):
+        splits.append(SPLIT_ALIASES[value])
+    for name in SPLITS:
         if name not in splits:
             raise FinetuneDataError(f"split column {column!r} has no {name!r} rows")
     return splits
