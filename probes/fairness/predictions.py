@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from audit.data.task import SPLITS
 from probes.base import ProbeInputError, ProbeSkipped
 
 if TYPE_CHECKING:
@@ -63,6 +64,11 @@ def split_examples(task: TaskData, split: str) -> list[LabelledExample]:
     names = [part.strip() for part in split.split("+") if part.strip()]
     known = sorted({example.split for example in task.examples})
     unknown = [name for name in names if name not in known]
+    if names and unknown and set(unknown) <= set(SPLITS):
+        # A task without this standard split (e.g. a --task file of test rows only): nothing to run on, not an
+        # error in the settings.
+        raise ProbeSkipped(f"the task has no {' or '.join(unknown)} examples (its splits: {', '.join(known)}); "
+                           "give the task file a split column to run this probe")
     if not names or unknown:
         raise ProbeInputError(f"split {split!r}: unknown split(s) {unknown or [split]}; the task has {known}")
     examples = [example for example in task.examples if example.split in names]

@@ -27,6 +27,7 @@ from probes.base import (
     ProbeConfig,
     ProbeContext,
     ProbeInputError,
+    ProbeSkipped,
     declare,
     derive_seed,
     register,
@@ -219,10 +220,10 @@ class MembershipInferenceProbe(Probe):
         held_out = [example for example in task.examples if example.split in HELD_OUT_SPLITS]
         if not train or not held_out:
             found = sorted({example.split for example in task.examples})
-            raise ProbeInputError(
+            raise ProbeSkipped(
                 f"task {task.name!r} lacks split membership (splits found: {found or 'none'}); membership inference "
-                "needs examples marked 'train' and held-out ones marked 'validation'/'test': re-run "
-                "`rai-audit finetune` to write examples.jsonl with splits"
+                "needs examples marked 'train' and held-out ones marked 'validation'/'test' (a task file's split "
+                "column, or examples.jsonl as `rai-audit finetune` writes it)"
             )
         pool = train + held_out
         members = np.array([True] * len(train) + [False] * len(held_out))

@@ -141,6 +141,20 @@ def test_without_task_data_the_probes_that_need_it_are_skipped_with_the_reason(t
             assert result["status"] == "skipped" and missing in result["message"], result
 
 
+def test_a_task_file_of_test_rows_only_skips_the_probes_that_need_other_splits(tmp_path, finetuned_dir):
+    rows = [{**row, "split": "test"} for row in task_rows()]
+    task = write_csv(tmp_path / "test_only.csv", rows, ["text", "label", "region"])  # no split column: all test
+    out = tmp_path / "out"
+    outcome = invoke("run", "--model", finetuned_dir, "--task", task, "--probes", "group_metrics,mitigation,membership",
+                     "--quick", "--quiet", "--out", out)
+    assert outcome.exit_code == 0, outcome.output
+    results = json.loads((out / "results.json").read_text())
+    assert probe_result(results, "group_metrics")["status"] == "ok"
+    for name, missing in (("mitigation", "no validation examples"), ("membership", "lacks split membership")):
+        result = probe_result(results, name)
+        assert result["status"] == "skipped" and missing in result["message"], result
+
+
 def test_quick_settings_land_in_results_and_report(tmp_path, finetuned_dir):
     outcome = invoke("run", "--model", finetuned_dir, "--probes", "group_metrics,membership", "--quick", "--quiet",
                      "--out", tmp_path / "quick")

@@ -8,7 +8,7 @@ from privacy_helpers import GENTLE_RECIPE, OVERFIT_RECIPE, finetune_to_dir, nois
 
 from audit.data.task import LabelledExample, TaskData
 from audit.subject import ModelUnderAudit
-from probes.base import ProbeContext, ProbeInputError
+from probes.base import ProbeContext, ProbeInputError, ProbeSkipped
 from probes.privacy import attacks
 from probes.privacy.membership import MembershipInferenceProbe
 
@@ -18,9 +18,9 @@ def _task_without_heldout() -> TaskData:
     return TaskData(name="no-heldout", label_names=["a", "b"], examples=examples)
 
 
-def test_missing_split_membership_says_to_rerun_finetune():
+def test_missing_split_membership_skips_and_says_where_splits_come_from():
     context = ProbeContext(subject=None, seed=0, task=_task_without_heldout())
-    with pytest.raises(ProbeInputError, match="re-run `rai-audit finetune`"):
+    with pytest.raises(ProbeSkipped, match="split column, or examples.jsonl as `rai-audit finetune` writes it"):
         MembershipInferenceProbe({"attacks": ["loss"]}).run(context)
 
 
