@@ -5,13 +5,12 @@ Both paths score the shared tokens of every CrowS-Pairs pair (Nangia et al., EMN
 - ours (what the ``crows_pairs`` probe does): ``probes.bias.crows_pairs.score_pairs`` → one
   ``ModelUnderAudit.pll_scores`` call; all masked copies of a sentence share a forward pass, copies of equal-length
   sentences are packed together, and for our model ``audit.model.masked_copies`` skips the work copies share
-  (the first block up to the attention weights is computed once per sentence; the last block, the final LayerNorm and the
-  vocabulary projection run at the masked position only);
+  (the first block up to its attention is computed once per sentence; the last block, the final LayerNorm and
+  the vocabulary projection run at the masked position only);
 - reference: ``ModelUnderAudit.pll_scores_reference`` — batch 1, one forward per masked token, the full
   (T × vocabulary) head, as in the CrowS-Pairs reference code.
 
-Both run the model's own fp32 CPU inference kernels (e.g. the feed-forward GELU fused into oneDNN's matrix multiply,
-``audit.model.modeling.FeedForward``), so the ratio measures the scoring strategy only.
+Both run the same model with the same kernels, so the ratio measures the scoring strategy only.
 
 Each path is timed ``--repeats`` times (default 5), alternating, and every run is printed. The ratio is paired:
 each reference run is divided by the run of ours just before it, and the median of those ratios is the result.

@@ -7,9 +7,8 @@ for the benchmarks (the roofline view of Williams, Waterman & Patterson, CACM 20
 - ``matmul_peak``: the fastest fp32 matrix multiply of the given shape on this machine at the current thread
   count, in FLOP/s (best of several timed runs, so it is the roof, not a typical rate);
 - ``count_flops``: the multiply-add FLOPs (2 per multiply-accumulate) a call performs in matrix products and
-  attention, counted by PyTorch's ``FlopCounterMode`` — plus the kernels it does not know that our model runs
-  on the CPU (oneDNN's fused linear + GELU, the CPU flash-attention kernel, and the in-place ``addmm_`` and
-  ``baddbmm_`` of the masked-copies path), registered below with the same formulas as their unfused equivalents;
+  attention, counted by PyTorch's ``FlopCounterMode`` — plus the CPU flash-attention kernel, which it does not
+  know, registered below with the formula of the unfused attention;
 - ``RooflineReport``: time and FLOPs of a path → its share of the roof, and the shortest time the same
   arithmetic could take here (FLOPs / roof). Dividing a baseline's time by that shortest time bounds any ratio a
   faster execution of the same arithmetic could show on this machine.
@@ -30,14 +29,6 @@ from torch.utils import flop_counter
 _aten = torch.ops.aten
 
 
-def _linear_pointwise_flops(input_shape, weight_shape, *args, out_shape=None, **kwargs) -> int:
-    """oneDNN's linear with a fused activation: a (rows × K) by (K × N) product, like addmm."""
-    rows = 1
-    for size in input_shape[:-1]:
-        rows *= size
-    return 2 * rows * weight_shape[1] * weight_shape[0]
-
-
 def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
     return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
 
@@ -47,22 +38,9 @@ def _cpu_flash_attention_backward_flops(grad_shape, query_shape, key_shape, valu
     return flop_counter.sdpa_backward_flop_count(grad_shape, query_shape, key_shape, value_shape)
 
 
-def _addmm_in_place_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
-    """``residual.addmm_(a, b)`` (a matrix product accumulated in place): the same product as addmm."""
-    return flop_counter.addmm_flop(self_shape, a_shape, b_shape)
-
-
-def _baddbmm_in_place_flops(self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
-    """``x.baddbmm_(a, b)`` (batched products accumulated in place): the same products as baddbmm."""
-    return flop_counter.baddbmm_flop(self_shape, a_shape, b_shape)
-
-
 def _register_cpu_kernels() -> None:
     registry = flop_counter.flop_registry
     extra = {
-        _aten.addmm_: _addmm_in_place_flops,
-        _aten.baddbmm_: _baddbmm_in_place_flops,
-        torch.ops.mkldnn._linear_pointwise: _linear_pointwise_flops,
         _aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops,
         _aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_flash_attention_backward_flops,
     }

@@ -77,25 +77,8 @@ class AuditEmbeddings(nn.Module):
         return self.dropout(self.norm(x))
 
 
-def _fused_linear_gelu_available() -> bool:
-    try:
-        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    except (AttributeError, RuntimeError):
-        return False
-
-
-FUSED_LINEAR_GELU = _fused_linear_gelu_available()
-
-
 class FeedForward(nn.Module):
-    """Position-wise H → I → H with GELU (Hendrycks & Gimpel, 2016).
-
-    Inference on CPU in fp32 (no gradient, no autocast) runs the GELU as the epilogue of oneDNN's matrix multiply
-    (PyTorch's ``mkldnn._linear_pointwise``, the kernel its compiler emits for linear + GELU): the same values
-    (exact erf GELU), without writing and re-reading the (rows × intermediate) activations between the two —
-    about 40% of the cost of this layer at our sizes. Training, autocast and other devices use the eager formula.
-    (Forward hooks on ``intermediate`` therefore fire only on the eager path.)
-    """
+    """Position-wise H → I → H with GELU (Hendrycks & Gimpel, 2016)."""
 
     def __init__(self, config: AuditTransformerConfig):
         super().__init__()
@@ -103,13 +86,7 @@ class FeedForward(nn.Module):
         self.output = nn.Linear(config.intermediate_size, config.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (FUSED_LINEAR_GELU and x.device.type == "cpu" and x.dtype == torch.float32
-                and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")):
-            hidden = torch.ops.mkldnn._linear_pointwise(
-                x, self.intermediate.weight, self.intermediate.bias, "gelu", [], "none")
-        else:
-            hidden = F.gelu(self.intermediate(x))
-        return self.output(hidden)
+        return self.output(F.gelu(self.intermediate(x)))
 
 
 class TransformerBlock(nn.Module):

@@ -9,7 +9,6 @@ from audit.model import (
     AuditTransformerModel,
     ConfigError,
     ModelInputError,
-    modeling,
 )
 
 
@@ -75,18 +74,3 @@ def test_bad_inputs_raise_named_errors(config, make_config):
         make_config(hidden_size=30)
     with pytest.raises(ConfigError, match="vocab_size"):
         make_config(vocab_size=0)
-
-
-@pytest.mark.skipif(not modeling.FUSED_LINEAR_GELU, reason="this torch build has no oneDNN linear + GELU kernel")
-def test_fused_feed_forward_equals_eager_and_stays_out_of_training_and_autocast(config, monkeypatch):
-    feed_forward = modeling.FeedForward(config)
-    x = torch.randn(5, 7, config.hidden_size)
-    eager = feed_forward.output(torch.nn.functional.gelu(feed_forward.intermediate(x)))
-    with torch.no_grad():
-        torch.testing.assert_close(feed_forward(x), eager.detach(), atol=1e-6, rtol=0)
-    assert feed_forward(x).requires_grad  # with gradients: the eager formula, differentiable
-    calls = []
-    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", lambda *args: calls.append(args))
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        assert feed_forward(x).dtype == torch.bfloat16  # autocast keeps its bf16 eager path
-    assert not calls
