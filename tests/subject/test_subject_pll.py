@@ -108,8 +108,8 @@ def test_order_invariance_and_subset_positions(mlm_subject, sentences):
 
 
 def test_scores_follow_weights_changed_between_calls(model_dirs, sentences):
-    """Our model's scorer lays its weights out once per pll_scores call (MaskedCopyScorer), not once per subject, so
-    a call after the weights changed in place scores the changed model."""
+    """Our model's scorer (MaskedCopyScorer) keeps no copy of the weights, so a call after the weights changed in
+    place scores the changed model."""
     subject = ModelUnderAudit.from_pretrained(model_dirs["ours_mlm"], device="cpu")
     ids, positions = _inputs(subject, sentences[:3])
     before = subject.pll_scores(ids, positions)
