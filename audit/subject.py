@@ -517,7 +517,7 @@ class ModelUnderAudit:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         scores = [np.zeros(len(p), dtype=np.float64) for p in position_lists]
         prepare = self._mlm_scorer.prepare_copies
-        score_copies = prepare() if prepare is not None else None  # once per pass: it copies the weights
+        score_copies = prepare() if prepare is not None else None  # once per pass, shared by its chunks
         with current_reporter().task("pseudo-log-likelihood", total=sum(map(len, position_lists)),
                                      unit="tokens") as shown:
             for chunk in self._pll_chunks(sequences, position_lists, batch_size):
