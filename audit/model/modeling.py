@@ -122,6 +122,13 @@ class AuditTransformerPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _no_split_modules: ClassVar[list[str]] = ["TransformerBlock"]
 
+    # One definition for the encoder and every head: ``base_model`` is the encoder (the model itself when bare).
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.base_model.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.base_model.embeddings.word_embeddings = value
+
     def _init_weights(self, module: nn.Module) -> None:
         # BERT's scheme: N(0, initializer_range) for matrices and embeddings, zero biases, unit LayerNorm.
         std = self.config.initializer_range
@@ -167,12 +174,6 @@ class AuditTransformerModel(AuditTransformerPreTrainedModel):
         self.layers = nn.ModuleList(TransformerBlock(config, index) for index in range(config.num_hidden_layers))
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.embeddings.word_embeddings = value
 
     def _check_inputs(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> int:
         if (input_ids is None) == (inputs_embeds is None):
@@ -284,12 +285,6 @@ class AuditTransformerForMaskedLM(AuditTransformerPreTrainedModel):
         self.lm_head = MaskedLMHead(config)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.transformer.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.transformer.set_input_embeddings(value)
-
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head.decoder
 
@@ -377,12 +372,6 @@ class AuditTransformerForSequenceClassification(AuditTransformerPreTrainedModel)
         self.classifier = ClassificationHead(config)
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.transformer.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.transformer.set_input_embeddings(value)
-
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.num_labels == 1 or self.config.problem_type == "regression":
             return F.mse_loss(logits.float().squeeze(-1), labels.float().view(-1))
@@ -444,12 +433,6 @@ class AuditTransformerForCausalLM(AuditTransformerPreTrainedModel, GenerationMix
         self.transformer = AuditTransformerModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
-
-    def get_input_embeddings(self) -> nn.Embedding:
-        return self.transformer.get_input_embeddings()
-
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.transformer.set_input_embeddings(value)
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
