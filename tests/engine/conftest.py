@@ -75,3 +75,15 @@ def engine_probes():
     yield [probe.name for probe in added]
     for probe in added:
         base._REGISTRY.pop(probe.name, None)
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Any start of real work (an audit, training, a model load) fails the test: bad input must be caught first."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("work started before the input was checked")
+
+    for target in ("audit.runner.run_audit", "audit.runner.resolve_subject", "audit.train.pretrain.pretrain",
+                   "audit.train.finetune.run_finetune", "audit.subject.ModelUnderAudit.from_pretrained"):
+        monkeypatch.setattr(target, refuse)

@@ -31,19 +31,6 @@ def assert_one_line_error(outcome, *expected: str) -> None:
         assert text in lines[0], lines[0]
 
 
-@pytest.fixture
-def no_work(monkeypatch):
-    """Any start of real work (an audit, training, a model load) fails the test."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("work started before the input was checked")
-
-    monkeypatch.setattr("audit.runner.run_audit", refuse)
-    monkeypatch.setattr("audit.runner.resolve_subject", refuse)
-    monkeypatch.setattr("audit.train.pretrain.pretrain", refuse)
-    monkeypatch.setattr("audit.train.finetune.run_finetune", refuse)
-
-
 def audit_config(tmp_path, model_dir, probes=("engine_constant",), extra="") -> Path:
     path = tmp_path / "audit.toml"
     names = ", ".join(f'"{name}"' for name in probes)

@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_cli_validation import OUTPUT_FILES, assert_one_line_error, invoke
 from tiny_models import build_tokenizer, ours_config, save
-from typer.testing import CliRunner
 
-from audit.cli import app
 from audit.config import QUICK_PROBE_SETTINGS, AuditConfigError, command_line_config
 from audit.data.scenarios import make_calibration_scenario
 from audit.data.task_file import TaskFileError, read_task_file
@@ -26,7 +25,6 @@ from audit.model import AuditTransformerForMaskedLM, AuditTransformerForSequence
 from audit.subject import ModelUnderAudit
 from probes.base import available_probes, get_probe
 
-OUTPUT_FILES = ("results.json", "report.html", "junit.xml")
 LABELS = {0: "rejected", 1: "accepted"}
 TEXTS = ["the doctor said she would arrive soon", "a woman walked to the park", "he cooked bread",
          "the engineer played football with children", "the nurse reads", "my kind neighbour fixed the old bridge",
@@ -70,18 +68,6 @@ def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) ->
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
-
-
-def invoke(*arguments):
-    return CliRunner().invoke(app, [str(argument) for argument in arguments])
-
-
-def assert_one_line_error(outcome, *expected: str) -> None:
-    assert outcome.exit_code == 2, outcome.output
-    lines = outcome.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), outcome.stderr
-    for text in expected:
-        assert text in lines[0], lines[0]
 
 
 def probe_result(results: dict, name: str) -> dict:
@@ -174,15 +160,6 @@ def test_quick_settings_land_in_results_and_report(tmp_path, finetuned_dir):
     results = json.loads((tmp_path / "full" / "results.json").read_text())
     assert results["config"]["quick"] is False and results["config"]["probes"]["settings"] == {}
     assert 'id="quick-run"' not in (tmp_path / "full" / "report.html").read_text()
-
-
-@pytest.fixture
-def no_work(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("work started before the input was checked")
-
-    monkeypatch.setattr("audit.runner.run_audit", refuse)
-    monkeypatch.setattr("audit.subject.ModelUnderAudit.from_pretrained", refuse)
 
 
 BAD_TASKS = {
