@@ -112,8 +112,9 @@ def run(
     config: Path | None = typer.Argument(None, help="Audit config (TOML). Without it and --model: the built-in "
                                          "default."),
     out: Path = typer.Option(..., "--out", help="Output folder for results.json, report.html, junit.xml."),
-    model: str | None = typer.Option(None, "--model", help="Audit this model folder (a classifier, masked LM or "
-                                     "causal LM) without a config file; not with CONFIG."),
+    model: str | None = typer.Option(None, "--model", help="Audit this model folder or Hugging Face hub model "
+                                     "ORG/NAME[@REVISION] (a classifier, masked LM or causal LM) without a config "
+                                     "file; not with CONFIG. An existing folder wins over a hub id."),
     task: Path | None = typer.Option(None, "--task", help="CSV or JSONL task data for the classifier probes: "
                                      "columns text, label (a label name of the model or its index) and one or more "
                                      "group columns (every other column); optional split (train/validation/test, "
@@ -133,7 +134,9 @@ def run(
 ) -> None:
     """Run an audit and write results.json, report.html and junit.xml.
 
-    Without CONFIG, `--model DIR` audits a model folder: a classifier (one fine-tuned by rai-audit brings its
+    Without CONFIG, `--model DIR` audits a model folder (or `--model ORG/NAME[@REVISION]` a hub model, fetched
+    with huggingface_hub: safetensors weights, configs and tokenizer files only; HF_HOME, HF_HUB_OFFLINE and
+    HF_TOKEN apply): a classifier (one fine-tuned by rai-audit brings its
     masked LM through finetune.json and its task data with split membership), a masked LM or a causal LM; the
     probes it cannot serve are skipped with the reason. `--task FILE` gives a classifier's fairness probes their
     data: a .csv (header row) or .jsonl file, one example a row, with a `text` column, a `label` column holding

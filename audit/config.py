@@ -1,11 +1,13 @@
 """The audit config (TOML) and its built-in default: one place for what an audit runs.
 
-An audit names its subject — an existing model directory, or a recipe to train one (pretraining + fine-tuning,
-cached by a hash of the recipe) — the probes with their settings, the seed and thread count::
+An audit names its subject — an existing model directory, a Hugging Face hub model ``org/name`` pinned to a
+``revision`` (``audit.hub`` says how a folder is told from a hub id), or a recipe to train one (pretraining +
+fine-tuning, cached by a hash of the recipe) — the probes with their settings, the seed and thread count::
 
     seed = 0
     [subject]
-    model = "runs/classifier"            # or: [subject.train] pretrain = "small", finetune = {...}
+    model = "runs/classifier"            # or "org/name" (revision = "..." or "org/name@rev"),
+                                         # or: [subject.train] pretrain = "small", finetune = {...}
     [probes]
     run = ["crows_pairs", "group_metrics"]   # default: every registered probe
     [probes.settings.crows_pairs]
@@ -42,8 +44,9 @@ class TrainRecipe(_Strict):
 
 
 class SubjectSection(_Strict):
-    model: str | None = None  # a model directory (ours or any Hugging Face encoder)
-    mlm: str | None = None  # optional masked-LM directory for MLM probes when `model` is a classifier
+    model: str | None = None  # a model directory (ours or any Hugging Face model) or a hub id org/name[@revision]
+    revision: str | None = None  # the hub revision (branch, tag or commit hash) of a hub id; default: its main branch
+    mlm: str | None = None  # optional masked-LM folder (local only) for MLM probes when `model` is a classifier
     train: TrainRecipe | None = None
     task: str | None = None  # a CSV/JSONL task file (audit.data.task_file) replacing the folder's own task data
     intended_use: str | None = None  # shown in the model card
@@ -52,6 +55,8 @@ class SubjectSection(_Strict):
     def _one_source(self) -> SubjectSection:
         if (self.model is None) == (self.train is None):
             raise ValueError("give exactly one of subject.model (a model directory) or subject.train (a recipe)")
+        if self.revision is not None and self.model is None:
+            raise ValueError("subject.revision (a hub revision) needs subject.model = \"org/name\" (a hub model id)")
         if self.task is not None and self.model is None:
             raise ValueError("subject.task (a task file) needs subject.model (a model folder); a training recipe "
                              "brings its own task data")
@@ -155,7 +160,7 @@ def load_audit_config(path: str | Path) -> AuditConfig:
 def command_line_config(config_path: Path | None, *, model: str | None = None, task: str | None = None,
                         probes: str | None = None, quick: bool = False,
                         overrides: dict[str, Any] | None = None) -> AuditConfig:
-    """The audit `rai-audit run` asks for: a CONFIG file, else a model folder (``--model``), else the built-in
+    """The audit `rai-audit run` asks for: a CONFIG file, else a model folder or hub id (``--model``), else the built-in
     default; then the command line's ``--task``, ``--probes`` (comma-separated names), ``--quick`` and
     ``overrides`` (seed, threads, data_dir), validated like the file's own keys."""
     if model is not None and config_path is not None:

@@ -3,7 +3,8 @@
 Every path that opens a model folder (the audited model, the masked-LM beside a classifier, ``finetune --from``,
 the membership probe's reference models) goes through ``safe_weight_files`` and ``check_weights_fit_config``:
 
-* the folder holds no pickle, and no entry of it is a symbolic link that leaves it or cannot be followed;
+* the folder holds no pickle, and no entry of it is a symbolic link that leaves it or cannot be followed (for a
+  snapshot in the Hugging Face cache, links may reach its repository's ``blobs/``: see ``audit.hub``);
 * the weights are ``model.safetensors`` or the shards a ``model.safetensors.index.json`` names — and every shard is
   a ``.safetensors`` file directly in the folder (transformers would otherwise open whatever the index names,
   a ``torch.save`` pickle or ``../../etc/hostname``);
@@ -47,11 +48,13 @@ def resolved_folder(path: str | Path) -> Path:
                                "expected a folder without symbolic-link loops") from None
 
 
-def safe_weight_files(directory: Path) -> list[Path]:
-    """The safetensors weight file(s) of a resolved model folder, after every check above except the config's."""
+def safe_weight_files(directory: Path, *, links_within: Path | None = None) -> list[Path]:
+    """The safetensors weight file(s) of a resolved model folder, after every check above except the config's.
+
+    ``links_within``: the folder the folder's symbolic links may point into (default: the folder itself)."""
     if not directory.is_dir():
         raise SubjectLoadError(f"model directory {directory} does not exist; expected a saved HF model folder")
-    _refuse_links_leaving(directory)
+    _refuse_links_leaving(directory, links_within.resolve() if links_within is not None else directory)
     if not (directory / "config.json").is_file():
         raise SubjectLoadError(f"{directory} has no config.json; expected a folder written by save_pretrained")
     pickles = sorted(p.name for pattern in PICKLE_PATTERNS for p in directory.glob(pattern))
@@ -69,7 +72,7 @@ def safe_weight_files(directory: Path) -> list[Path]:
     raise SubjectLoadError(f"{directory} has no {SINGLE_WEIGHTS}; expected safetensors weights")
 
 
-def _refuse_links_leaving(directory: Path) -> None:
+def _refuse_links_leaving(directory: Path, root: Path) -> None:
     for entry in sorted(directory.iterdir()):
         if not entry.is_symlink():
             continue
@@ -78,7 +81,7 @@ def _refuse_links_leaving(directory: Path) -> None:
         except (RuntimeError, OSError):
             raise SubjectLoadError(f"{entry} is a symbolic link that cannot be followed (a loop or a missing "
                                    "target); expected the model's files in the folder") from None
-        if not target.is_relative_to(directory):
+        if not target.is_relative_to(root):
             raise SubjectLoadError(f"{entry} is a symbolic link to {target}, outside the model folder; refusing "
                                    "to read it — copy the file into the folder")
 

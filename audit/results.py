@@ -22,8 +22,9 @@ from audit.figure_data import check_figure_data
 # 1.1 added ``manifest`` and ``results_sha256`` (tamper evidence, see ``content_sha256``); both are optional so
 # that 1.0 files, which lack them, still load. Every file this version writes has both.
 # 1.2 added ``run.stages`` (wall time per stage); optional, so 1.0 and 1.1 files load with an empty list.
-SCHEMA_VERSION = "1.2"
-READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2")
+# 1.3 added ``subject.hub`` (repository, requested revision and commit of a model fetched from the hub); optional.
+SCHEMA_VERSION = "1.3"
+READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 SELF_DIGEST_FIELD = "results_sha256"
 
 Family = Literal["bias", "fairness", "privacy", "attribution"]
@@ -225,7 +226,19 @@ class RunInfo(_Strict):
     stages: list[StageTiming] = Field(default_factory=list)  # in the order they ran
 
 
+class HubSource(_Strict):
+    """Where a model fetched from the Hugging Face hub came from: the repository id, the revision asked for (a
+    branch, tag or commit hash; None: the default branch) and the commit it resolved to, which pins the files."""
+
+    repo_id: str
+    revision: str | None = None
+    commit: str
+
+
 class SubjectInfo(_Strict):
+    """The audited model. ``path`` is its folder (for a hub model: the snapshot folder in the Hugging Face cache,
+    ``hub`` says which repository and commit it holds); the sha256 of each of its files is in ``manifest.models``."""
+
     path: str
     name: str
     model_type: str
@@ -234,6 +247,7 @@ class SubjectInfo(_Strict):
     tokenizer: str
     capabilities: list[str]
     model_card: dict[str, Any] = Field(default_factory=dict)
+    hub: HubSource | None = None
 
 
 class Verdict(_Strict):

@@ -24,6 +24,7 @@ from audit.config import AuditConfig, TrainRecipe
 from audit.data.task import TASK_FILE, TaskData
 from audit.data.task_file import TaskFileError, read_task_file
 from audit.digests import external_file_digest, model_folder_manifest
+from audit.hub import HubSnapshot, locate_model
 from audit.model_folder import SubjectLoadError, read_json_record
 from audit.probe_store import ProbeResultStore, file_digest_or_reason
 from audit.progress import SILENT, ProgressReporter, ProgressTask, reporting_to
@@ -51,7 +52,8 @@ TRACKED_PACKAGES = ("rai-audit", "torch", "transformers", "tokenizers", "dataset
 
 @dataclass
 class ResolvedSubject:
-    """The model directory to audit and what came with it from training."""
+    """The model directory to audit (for a hub model: its snapshot, also in ``hub``) and what came with it from
+    training."""
 
     model_dir: Path
     mlm_dir: Path | None
@@ -59,6 +61,12 @@ class ResolvedSubject:
     task: TaskData | None
     canary_manifest: Path | None
     finetune_record: dict[str, Any] | None
+    hub: HubSnapshot | None = None
+
+    @property
+    def model(self) -> Path | HubSnapshot:
+        """What the loader opens: the hub snapshot, else the folder."""
+        return self.hub if self.hub is not None else self.model_dir
 
 
 def default_cache_dir() -> Path:
@@ -154,12 +162,13 @@ def _check_datasets_before_training(pretrain_config, finetune_config, data_dir: 
 def resolve_subject(config: AuditConfig, *, progress: ProgressReporter = SILENT,
                     stages: list[StageTiming] | None = None) -> ResolvedSubject:
     data_dir = Path(config.data_dir) if config.data_dir else None
+    hub = None
     if config.subject.train is not None:
         cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         model_dir = train_subject(config.subject.train, cache_dir=cache_dir, data_dir=data_dir, progress=progress,
                                   stages=stages)
     else:
-        model_dir = Path(config.subject.model).expanduser()
+        model_dir, hub = locate_model(config.subject.model, revision=config.subject.revision)
     record = None
     if (model_dir / FINETUNE_RECORD).is_file():
         record = read_json_record(model_dir / FINETUNE_RECORD, "the fine-tuning record")
@@ -175,26 +184,29 @@ def resolve_subject(config: AuditConfig, *, progress: ProgressReporter = SILENT,
     manifest_dir = mlm_dir or pretrained_dir or model_dir
     manifest = manifest_dir / CANARY_MANIFEST
     if config.subject.task is not None:
-        task = task_from_file(config.subject.task, model_dir)
+        task = task_from_file(config.subject.task, hub if hub is not None else model_dir)
     else:
         task = TaskData.load(model_dir) if (model_dir / TASK_FILE).is_file() else None
     return ResolvedSubject(model_dir=model_dir, mlm_dir=mlm_dir, pretrained_dir=pretrained_dir, task=task,
-                           canary_manifest=manifest if manifest.is_file() else None, finetune_record=record)
+                           canary_manifest=manifest if manifest.is_file() else None, finetune_record=record, hub=hub)
 
 
 def check_subject(config: AuditConfig) -> None:
-    """A subject model folder and task file that cannot be used fail here, in one line, before any work."""
+    """A subject model folder (or hub model: fetched here) and task file that cannot be used fail here, in one
+    line, before any work."""
     if config.subject.model is not None:
-        model_dir = Path(config.subject.model).expanduser()
+        model_dir, hub = locate_model(config.subject.model, revision=config.subject.revision)
+        model = hub if hub is not None else model_dir
         if config.subject.task is not None:
-            task_from_file(config.subject.task, model_dir)
+            task_from_file(config.subject.task, model)
         else:
-            folder_kind_and_labels(model_dir)
+            folder_kind_and_labels(model)
 
 
-def task_from_file(path: str | Path, model_dir: Path) -> TaskData:
+def task_from_file(path: str | Path, model: Path | HubSnapshot) -> TaskData:
     """The task file's examples labelled with the classifier's classes (see ``audit.data.task_file``)."""
-    kind, label_names = folder_kind_and_labels(model_dir)
+    kind, label_names = folder_kind_and_labels(model)
+    model_dir, _ = locate_model(model)
     if kind != "classifier":
         raise TaskFileError(f"--task {path} needs a classifier; {model_dir} holds a {kind} model (no labels to "
                             "compare with the task's)")
@@ -246,7 +258,7 @@ def _run(config: AuditConfig, probes: list[Probe], *, progress: ProgressReporter
     whole.update(completed=len(stages))
     loading_started = time.perf_counter()
     with progress.task("loading the model"):
-        subject = ModelUnderAudit.from_pretrained(resolved.model_dir, mlm_path=resolved.mlm_dir)
+        subject = ModelUnderAudit.from_pretrained(resolved.model, mlm_path=resolved.mlm_dir)
         # Hashed once: the manifest of results.json and the key of stored probe results both use these digests.
         model_digests = model_folder_manifest(_model_folders(subject, resolved))
     stages.append(timed("loading", loading_started))

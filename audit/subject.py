@@ -1,7 +1,8 @@
 """The model under audit: one adapter over any Hugging Face encoder or decoder directory, ours or third-party.
 
 ``ModelUnderAudit.from_pretrained(DIR)`` loads a model directory (our ``rai-transformer``, BERT, DistilBERT, a
-plain ``BertModel`` such as all-MiniLM-L6-v2, any ``…ForSequenceClassification``), works out what it can do —
+plain ``BertModel`` such as all-MiniLM-L6-v2, any ``…ForSequenceClassification``) or a hub model
+``"org/name[@revision]"`` (fetched by ``audit.hub``, which also says how a folder is told from a hub id), works out what it can do —
 ``"mlm"`` (a masked-LM head), ``"causal-lm"`` (a next-token head: ``…ForCausalLM`` / ``…LMHeadModel``, scored by
 ``audit.causal_lm``), ``"classifier"`` (a sequence-classification head), ``"embeddings"`` (always, through the base
 model) — and offers the batched, no-grad operations that the probes share:
@@ -15,7 +16,7 @@ model) — and offers the batched, no-grad operations that the probes share:
 * a differentiable classifier forward and the input-embedding layer for captum.
 
 Safety: weights are read from intact safetensors files inside the model folder only (``audit.model_folder``
-checks the folder before transformers sees it) and ``trust_remote_code`` is never enabled. Every batch is built from inputs of (nearly) equal length so that padding
+checks the folder, or the hub snapshot, before transformers sees it) and ``trust_remote_code`` is never enabled. Every batch is built from inputs of (nearly) equal length so that padding
 is minimal; results always come back in input order. CPU by default, CUDA when present.
 """
 
@@ -44,6 +45,7 @@ from transformers.utils import logging as hf_logging
 
 from audit.causal_lm import CausalLMScorer
 from audit.digests import file_sha256
+from audit.hub import HubSnapshot, locate_model
 from audit.model import AuditTransformerForMaskedLM
 from audit.model.masked_copies import MaskedCopyScorer
 from audit.model_folder import (
@@ -57,7 +59,7 @@ from audit.model_folder import (
 )
 from audit.pooling import classifier_logits
 from audit.progress import current_reporter
-from audit.results import SubjectInfo
+from audit.results import HubSource, SubjectInfo
 from audit.token_batches import SequenceTooLongError, check_texts, length_batches, pad_token_lists
 
 # Weights that a checkpoint may legitimately lack: BERT's pooler is unused by every operation here.
@@ -314,8 +316,10 @@ class ModelUnderAudit:
 
     def __init__(self, *, path: Path, model: PreTrainedModel, tokenizer: Any, device: torch.device,
                  max_length: int, weight_files: Sequence[Path], language_model: PreTrainedModel | None = None,
-                 language_model_path: Path | None = None, language_model_weight_files: Sequence[Path] = ()):
+                 language_model_path: Path | None = None, language_model_weight_files: Sequence[Path] = (),
+                 hub: HubSource | None = None):
         self.path = path
+        self.hub = hub
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -345,16 +349,16 @@ class ModelUnderAudit:
     # -- loading -------------------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, *, lm_path: str | Path | None = None,
-                        mlm_path: str | Path | None = None, device: str | torch.device | None = None,
-                        max_length: int | None = None) -> ModelUnderAudit:
-        """Open a saved model directory. ``lm_path`` (or ``finetune.json``'s ``pretrained_from``) adds the masked
-        or causal LM a classifier came from (``mlm_path`` is the older name, for a masked LM only); ``device``
-        None → CUDA when available, else CPU."""
+    def from_pretrained(cls, path: str | Path | HubSnapshot, *, revision: str | None = None,
+                        lm_path: str | Path | None = None, mlm_path: str | Path | None = None,
+                        device: str | torch.device | None = None, max_length: int | None = None) -> ModelUnderAudit:
+        """Open a saved model directory, or a hub model (``"org/name[@revision]"`` or ``revision=``, see
+        ``audit.hub``). ``lm_path`` (or ``finetune.json``'s ``pretrained_from``) adds the masked or causal LM a
+        classifier came from, always a local folder (``mlm_path`` is the older name, for a masked LM only);
+        ``device`` None → CUDA when available, else CPU."""
         if lm_path is not None and mlm_path is not None:
             raise SubjectLoadError("pass lm_path= or mlm_path=, not both (mlm_path is the older name of lm_path)")
-        directory = resolved_folder(path)
-        weight_files = safe_weight_files(directory)
+        directory, weight_files, snapshot = _checked_folder(path, revision=revision)
         resolved_device = torch.device(device if device is not None else
                                        ("cuda" if torch.cuda.is_available() else "cpu"))
         if resolved_device.type == "cuda" and not torch.cuda.is_available():
@@ -396,7 +400,8 @@ class ModelUnderAudit:
             limit = max_length
         return cls(path=directory, model=model, tokenizer=tokenizer, device=resolved_device, max_length=limit,
                    weight_files=weight_files, language_model=side_model, language_model_path=side_directory,
-                   language_model_weight_files=side_weight_files)
+                   language_model_weight_files=side_weight_files,
+                   hub=snapshot.source if snapshot is not None else None)
 
     # -- description ---------------------------------------------------------------------------------------
 
@@ -458,13 +463,14 @@ class ModelUnderAudit:
             card["sentence_logprob_note"] = self.sentence_logprob_note
         return SubjectInfo(
             path=str(self.path),
-            name=self.path.name,
+            name=self.hub.repo_id if self.hub is not None else self.path.name,
             model_type=str(config.model_type),
             sha256=_sha256_of_files(self._weight_files),
             parameters=_parameter_count(self.model),
             tokenizer=f"{type(self.tokenizer).__name__} (vocab {len(self.tokenizer)})",
             capabilities=sorted(self.capabilities),
             model_card=card,
+            hub=self.hub,
         )
 
     def _require(self, capability: str) -> None:
@@ -786,16 +792,26 @@ def _language_model_of(wanted: str, kind: str, side_kind: str | None, model: Pre
     return None, None
 
 
-def folder_kind_and_labels(path: str | Path) -> tuple[str, list[str]]:
-    """What a model folder holds ("classifier", "mlm", "causal-lm" or "encoder") and, for a classifier, its class
-    names in index order. Reads ``config.json`` and the weights' headers only, so that inputs depending on them are
-    checked before any weights load; a folder the loader would refuse (missing, pickled, no safetensors) is its
-    one-line error."""
-    directory = resolved_folder(path)
-    safe_weight_files(directory)
+def folder_kind_and_labels(path: str | Path | HubSnapshot, *, revision: str | None = None
+                           ) -> tuple[str, list[str]]:
+    """What a model folder (or hub model, see ``from_pretrained``) holds ("classifier", "mlm", "causal-lm" or
+    "encoder") and, for a classifier, its class names in index order. Reads ``config.json`` and the weights'
+    headers only, so that inputs depending on them are checked before any weights load; a folder the loader would
+    refuse (missing, pickled, no safetensors) is its one-line error."""
+    directory, _, _ = _checked_folder(path, revision=revision)
     config = load_config(directory)
     kind = _head_kind(_architectures(config))
     return kind, (_label_names(config) if kind == "classifier" else [])
+
+
+def _checked_folder(path: str | Path | HubSnapshot, *, revision: str | None
+                    ) -> tuple[Path, list[Path], HubSnapshot | None]:
+    """(resolved folder, its safetensors weight files, the hub snapshot it is or None), the folder checked by
+    ``safe_weight_files``; a hub model is fetched first."""
+    folder, snapshot = locate_model(path, revision=revision)
+    directory = resolved_folder(folder)
+    links_within = snapshot.repository_folder if snapshot is not None else None
+    return directory, safe_weight_files(directory, links_within=links_within), snapshot
 
 
 def _label_names(config: Any) -> list[str]:

@@ -10,6 +10,9 @@ import pytest
 # Every probe run in the test suite checks that the metrics it writes are ones it declares (Probe.execute), so
 # the declarations that `run --policy` checks rules against before an audit stay true.
 os.environ.setdefault("RAI_AUDIT_CHECK_DECLARATIONS", "1")
+# Nothing in the test suite touches the network: a hub model id that slips through resolves from the (empty)
+# Hugging Face cache and fails, rather than downloading. Set before huggingface_hub is imported, which reads it then.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # ------------------------------------------------------------------------------------------------------------------
 # Real-data trained models (audit.train) — session-scoped, built once and reused by every slow test that needs them.

@@ -198,7 +198,7 @@ def test_other_bad_run_model_input_exits_2_before_any_work(tmp_path, finetuned_d
     text_file.write_text("hello\n")
     cases = [
         (("run", config, "--model", finetuned_dir), ["not both"]),
-        (("run", "--model", "org/name"), ["does not exist", "model directory"]),
+        (("run", "--model", "missing/model/folder"), ["does not exist", "model directory"]),
         (("run", "--model", finetuned_dir, "--probes", "group_metric"), ["did you mean 'group_metrics'"]),
         (("run", "--model", finetuned_dir, "--probes", " , "), ["names no probe"]),
         (("run", "--task", task), ["--task", "needs --model"]),
