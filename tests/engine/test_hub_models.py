@@ -21,7 +21,7 @@ from tiny_models import build_tokenizer, ours_config, save
 
 from audit.data.scenarios import make_calibration_scenario
 from audit.data.task import TaskData
-from audit.hub import HubModelError, HubRequest, hub_model
+from audit.hub import FETCHED_PATTERNS, SKIPPED_PATTERNS, HubModelError, HubRequest, hub_model
 from audit.model import AuditTransformerForSequenceClassification
 from audit.model_folder import SubjectLoadError
 from audit.subject import ModelUnderAudit
@@ -180,3 +180,42 @@ def test_subject_revision_needs_a_model(tmp_path):
     config = tmp_path / "audit.toml"
     config.write_text('[subject]\nrevision = "v1"\ntrain = {}\n')
     assert_one_line_error(invoke("run", config, "--out", tmp_path / "out"), "subject.revision")
+
+
+def test_only_the_files_an_audit_reads_are_fetched():
+    """The patterns as huggingface_hub applies them to a typical repository listing."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    listing = ["config.json", "model.safetensors", "model-00001-of-00002.safetensors", "model.safetensors.index.json",
+               "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "merges.txt",
+               "spiece.model", "task.json", "examples.jsonl", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack",
+               "training_args.bin", "model.ckpt", "modeling_custom.py", "README.md", ".gitattributes",
+               "onnx/model.onnx", "1_Pooling/config.json", "checkpoint-500/model.safetensors"]
+    fetched = set(filter_repo_objects(listing, allow_patterns=list(FETCHED_PATTERNS),
+                                      ignore_patterns=list(SKIPPED_PATTERNS)))
+    assert fetched == {"config.json", "model.safetensors", "model-00001-of-00002.safetensors",
+                       "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+                       "special_tokens_map.json", "vocab.txt", "merges.txt", "spiece.model", "task.json",
+                       "examples.jsonl"}
+
+
+@pytest.mark.parametrize(("kind", "expected"), [
+    ("RepositoryNotFoundError", "was not found"),
+    ("GatedRepoError", "is gated"),
+    ("RevisionNotFoundError", "no such revision"),
+], ids=["missing", "gated", "revision"])
+def test_hub_refusals_online_are_one_line_naming_the_model(tmp_path, monkeypatch, no_work, kind, expected):
+    """What huggingface_hub raises for a repository it cannot serve (replayed: nothing here goes online)."""
+    import httpx2
+    from huggingface_hub import errors
+
+    response = httpx2.Response(404, request=httpx2.Request("GET", "https://huggingface.co/api/models/tiny-org/x"))
+
+    def refuse(repo_id, **kwargs):
+        assert kwargs["allow_patterns"] == list(FETCHED_PATTERNS)
+        raise getattr(errors, kind)(f"404 Client Error.\n{kind} for {repo_id}", response=response)
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", refuse)
+    out = tmp_path / "out"
+    assert_one_line_error(invoke("run", "--model", "tiny-org/x@v2", "--out", out), "tiny-org/x@v2", expected)
+    assert not out.exists()
