@@ -219,3 +219,19 @@ def test_hub_refusals_online_are_one_line_naming_the_model(tmp_path, monkeypatch
     out = tmp_path / "out"
     assert_one_line_error(invoke("run", "--model", "tiny-org/x@v2", "--out", out), "tiny-org/x@v2", expected)
     assert not out.exists()
+
+
+@pytest.mark.usefixtures("engine_probes")
+def test_a_task_file_labels_a_hub_classifier(tmp_path, cached_repo, classifier_versions):
+    rows = ["text,label,region"] + [f"the nurse reads {index},{index % 2},{'north' if index % 3 else 'south'}"
+                                    for index in range(12)]
+    task = tmp_path / "task.csv"
+    task.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    outcome = invoke("run", "--model", REPO, "--task", task, "--probes", "engine_constant", "--quiet", "--out", out)
+    assert outcome.exit_code == 0, outcome.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["subject"]["hub"]["commit"] == MAIN_COMMIT
+    texts = [row.split(",")[0] for row in rows[1:]]
+    expected = ModelUnderAudit.from_pretrained(classifier_versions["main"]).predict_proba(texts)[:, 1].mean()
+    assert results["probes"][0]["metrics"][0]["value"] == pytest.approx(float(expected))
