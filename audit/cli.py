@@ -269,7 +269,7 @@ def report(results_json: Path = typer.Argument(..., help="A results.json written
 
 @app.command()
 @_handles_errors
-def pretrain(config: str = typer.Option(..., "--config", help="Pretraining TOML, or a preset: tiny, small, base, "
+def pretrain(config: str = typer.Option(..., "--config", help="Pretraining TOML, or a preset: tiny, demo, small, base, "
                                         "tiny-causal, small-causal."),
              out: Path = typer.Option(..., "--out", help="Output model folder."),
              resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),

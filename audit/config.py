@@ -113,16 +113,19 @@ class AuditConfig(_Strict):
         return self
 
 
-# The built-in default audit: the `small` model pretrained on Wikipedia passages with canaries, fine-tuned on the
-# calibration scenario with a planted bias, audited by every registered probe. Probe settings keep the whole run
-# within ~10 minutes on 2 CPU cores.
+# The built-in default audit: the `demo` encoder pretrained on Wikipedia passages with canaries, fine-tuned on the
+# calibration scenario with a planted bias, audited by every registered probe. The recipe and the probe budgets are
+# sized for a first run of a few minutes on 2 CPU cores (benchmarks/default_audit_time.py); its planted answers
+# (bias, canaries, memorised training data) are the known answers the report's self-check looks for.
 DEFAULT_AUDIT: dict[str, Any] = {
     "seed": 0,
     "subject": {
         "train": {
-            "pretrain": {"preset": "small", "canaries": {"count": 10, "repeats": [1, 4, 16]}},
+            "pretrain": {"preset": "demo"},
             "finetune": {
                 "preset": "scenario",
+                # 6 of the preset's 10 epochs: the demo encoder's validation macro-F1 stops rising after about 5.
+                "epochs": 6,
                 "data": {"scenario": {"bias_strength": 0.8, "n_examples": 2000, "seed": 0}},
             },
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -59,27 +60,47 @@ def davidson_classifier_dir(tmp_path_factory, small_pretrained_dir) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Calibration-scenario classifiers — the known answers of the bias, fairness, attribution, gate and compare tests.
-#   scenario_classifiers["planted"]  fine-tuned on make_calibration_scenario(bias_strength=0.8)
+# The default audit's own models — the known answers of the bias, fairness, attribution, gate and compare tests.
+#   demo_pretrained_dir              the default audit's pretraining recipe (`demo` preset, canaries)
+#   scenario_classifiers["planted"]  its fine-tuning recipe on make_calibration_scenario(bias_strength=0.8)
 #   scenario_classifiers["control"]  the same texts, groups and splits with no flipped labels (bias_strength=0)
-# Both start from small_pretrained_dir with the `scenario` fine-tuning preset and the same seed.
+# Both classifiers start from demo_pretrained_dir with the same seed. The recipes are read from
+# audit.config.DEFAULT_AUDIT, so these tests check the models the default audit trains.
 # ------------------------------------------------------------------------------------------------------------------
 SCENARIO_BIAS = {"planted": 0.8, "control": 0.0}
 
 
+def _default_recipe(stage: str) -> dict:
+    from audit.config import DEFAULT_AUDIT
+
+    return copy.deepcopy(DEFAULT_AUDIT["subject"]["train"][stage])
+
+
 @pytest.fixture(scope="session")
-def scenario_classifiers(tmp_path_factory, small_pretrained_dir) -> dict[str, Path]:
+def demo_pretrained_dir(tmp_path_factory) -> Path:
+    from audit.train.config import pretrain_config_from_dict
+    from audit.train.pretrain import pretrain
+
+    data_dir = _real_data_dir()
+    recipe = _default_recipe("pretrain")
+    recipe["train"] = {**recipe.get("train", {}), "precision": TEST_PRECISION}
+    config = pretrain_config_from_dict(recipe, source="the default audit's pretraining recipe")
+    return pretrain(config, tmp_path_factory.mktemp("demo_pretrained") / "model", data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def scenario_classifiers(tmp_path_factory, demo_pretrained_dir) -> dict[str, Path]:
     from audit.train.config import finetune_config_from_dict
     from audit.train.finetune import run_finetune
 
     root = tmp_path_factory.mktemp("scenario_classifiers")
     directories = {}
     for name, strength in SCENARIO_BIAS.items():
-        config = finetune_config_from_dict(
-            {"preset": "scenario", "precision": TEST_PRECISION,
-             "data": {"scenario": {"bias_strength": strength, "n_examples": 2000, "seed": 0}}}
-        )
-        directories[name] = run_finetune(config, small_pretrained_dir, root / name)
+        recipe = _default_recipe("finetune")
+        recipe["precision"] = TEST_PRECISION
+        recipe["data"]["scenario"]["bias_strength"] = strength
+        config = finetune_config_from_dict(recipe, source="the default audit's fine-tuning recipe")
+        directories[name] = run_finetune(config, demo_pretrained_dir, root / name)
     return directories
 
 

@@ -22,7 +22,7 @@ from audit.model_size import size_problem
 from audit.train.errors import ConfigError
 from audit.validation import describe_validation_error
 
-PRETRAIN_PRESETS = ("tiny", "small", "base", "tiny-causal", "small-causal")
+PRETRAIN_PRESETS = ("tiny", "demo", "small", "base", "tiny-causal", "small-causal")
 FINETUNE_PRESETS = ("davidson", "scenario")
 DIGITS = [str(digit) for digit in range(10)]
 
@@ -43,6 +43,9 @@ class ModelSection(_Strict):
     hidden_dropout_prob: float = Field(0.0, ge=0.0, lt=1.0)
     attention_probs_dropout_prob: float = Field(0.0, ge=0.0, lt=1.0)
     initializer_range: float = Field(0.02, gt=0.0)
+    # Longest input the model can read; None = the corpus' sequence length. A model pretrained on short sequences
+    # can be given more positions for a fine-tuning task whose texts are longer (they are learned there).
+    max_position_embeddings: int | None = Field(None, ge=8)
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> ModelSection:
@@ -133,12 +136,20 @@ class PretrainConfig(_Strict):
     train: PretrainTrainSection = Field(default_factory=PretrainTrainSection)
     canaries: CanarySection | None = None
 
+    @property
+    def positions(self) -> int:
+        """The model's max_position_embeddings: model.max_position_embeddings, else the corpus' sequence length."""
+        return self.model.max_position_embeddings or self.corpus.max_length
+
     @model_validator(mode="after")
     def _model_within_size_limits(self) -> PretrainConfig:
+        if self.positions < self.corpus.max_length:
+            raise ValueError(f"model.max_position_embeddings {self.positions} is shorter than corpus.max_length "
+                             f"{self.corpus.max_length}; expected at least the training sequences' length")
         # The tokenizer's vocabulary is at most tokenizer.vocab_size, so this bounds the model that will be built.
         problem = size_problem(hidden=self.model.hidden_size, intermediate=self.model.intermediate_size,
                                layers=self.model.num_hidden_layers, vocabulary=self.tokenizer.vocab_size,
-                               positions=self.corpus.max_length)
+                               positions=self.positions)
         if problem:
             raise ValueError(f"the model is refused: {problem}")
         return self
@@ -219,7 +230,7 @@ class FinetuneConfig(_Strict):
 
 # ----------------------------------------------------------------------------------------------- loading
 def load_pretrain_config(path_or_preset: str | Path) -> PretrainConfig:
-    """A preset name (tiny, small, base, tiny-causal, small-causal) or a TOML file path → validated PretrainConfig."""
+    """A preset name (tiny, demo, small, base, tiny-causal, small-causal) or a TOML file path → validated PretrainConfig."""
     return _load(path_or_preset, PretrainConfig, PRETRAIN_PRESETS, prefix="")
 
 

@@ -138,7 +138,7 @@ def _prepare_tokenizer(config: PretrainConfig, training_docs: list[str], work: P
         training_docs,
         config.tokenizer.vocab_size,
         min_frequency=config.tokenizer.min_frequency,
-        model_max_length=config.corpus.max_length,
+        model_max_length=config.positions,
         required_characters=_canary_characters(config),
         for_decoder=config.train.objective == "causal",
     )
@@ -198,7 +198,7 @@ class _Trainer:
             num_hidden_layers=section.num_hidden_layers,
             num_attention_heads=section.num_attention_heads,
             intermediate_size=section.intermediate_size,
-            max_position_embeddings=self.config.corpus.max_length,
+            max_position_embeddings=self.config.positions,
             hidden_dropout_prob=section.hidden_dropout_prob,
             attention_probs_dropout_prob=section.attention_probs_dropout_prob,
             initializer_range=section.initializer_range,

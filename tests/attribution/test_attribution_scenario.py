@@ -42,13 +42,6 @@ def test_planted_model_leans_on_identity_words_more_than_control(scenario):
     assert planted.ci_low > control.ci_high, (planted, control)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known limitation (issue 7): on the scenario classifier fine-tuned from the `small` encoder, IG's mean |delta| "
-    "does not shrink with n_steps (2.86 / 6.33 / 0.85 and 3.5 / 9.0 / 3.0 logits at 2 / 8 / 50 steps from encoders "
-    "pretrained at 1 and at 2 threads) and no example was within tolerance at 50; the logit along "
-    "the straight-line path has jumps of ~0.5 within 5% of the path (attention entropy collapse at the preset's learning "
-    "rate 1e-3; see finetune_scenario.toml). The probe reports this as a warning. On our Davidson classifier IG "
-    "converges (test_attribution_real_data.py)."))
 def test_ig_delta_converges_on_our_trained_model(scenario):
     subject, task = scenario["planted"]
     view = AttributionModel.from_subject(subject)
