@@ -94,6 +94,9 @@ class AuditConfig(_Strict):
     data_dir: str | None = None
     cache_dir: str | None = None  # trained-model cache (default: $RAI_AUDIT_CACHE or ~/.cache/rai-audit)
     quick: bool = False  # smoke-test budgets (QUICK_PROBE_SETTINGS) over the probes' settings
+    # `rai-audit run` exits SELF_CHECK_EXIT_CODE when a planted effect of the subject is not recovered
+    # (audit.self_check); not in a quick run, whose budgets check that the pipeline runs, not what it finds
+    fail_on_self_check: bool = False
     subject: SubjectSection
     probes: ProbesSection = Field(default_factory=ProbesSection)
 
@@ -113,6 +116,7 @@ class AuditConfig(_Strict):
 # within ~10 minutes on 2 CPU cores.
 DEFAULT_AUDIT: dict[str, Any] = {
     "seed": 0,
+    "fail_on_self_check": True,  # the default audit is a known-answer check of the probes: missing one fails it
     "subject": {
         "train": {
             "pretrain": {"preset": "small", "canaries": {"count": 10, "repeats": [1, 4, 16]}},
