@@ -10,7 +10,9 @@ Carlini et al., USENIX Security 2019). After the probes ran, each planted effect
 - counterfactual flips: ``counterfactual``'s flip rate for the planted group column has its CI above 0 (a model
   that ignores the group flips no decision when only the group's words change);
 - identity attribution: ``identity_attribution``'s share of attribution on identity words has its CI lower bound
-  above the share of words that are identity words (what an even spread would give);
+  above the share of words that are identity words (what an even spread would give). The weakest of the five:
+  attribution mass is not causal effect, and names and pronouns can draw attribution in a model that does not act
+  on them (a 40-step default recipe with no selection-rate gap passed it), so read it beside the first two rows;
 - canary exposure: ``exposure``'s mean exposure rises with the repeat count — the two largest counts above the
   controls in order (e.g. 16× > 4× > controls) — and the largest count's CI lies above the controls' CI;
 - membership: ``membership``'s strongest attack has an AUC whose CI lower bound is above 0.5 (chance).
