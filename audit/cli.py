@@ -1,7 +1,8 @@
 """The ``rai-audit`` command line (contract in DESIGN.md).
 
 Exit codes: 0 success; 1 a policy rule with severity "fail" was broken (gate, run --policy) or a probe ended in
-error (run); 2 bad usage or bad input — one line on stderr naming what is wrong and what is expected, no traceback
+error (run); 3 (run) the self-check failed: a planted effect of the subject was not recovered, in a run that
+enforces it (the default audit; results and report are still written); 2 bad usage or bad input — one line on stderr naming what is wrong and what is expected, no traceback
 unless ``--debug`` (which prints it, then still exits 2), and no partial output files; 130 interrupted
 (Ctrl-C) during `pretrain`, with a line saying whether ``--resume`` can continue. Inputs and output paths are
 checked before any work starts.
@@ -152,6 +153,12 @@ def run(
     Each finished probe's result is kept in DIR/.probe-results until the outputs are written, so a run that was
     killed resumes: running it again into the same --out reuses the probes that finished (same model, data,
     settings and seed) and runs the others.
+
+    When the subject carries a planted truth (the calibration scenario's bias, canaries in its pretraining text)
+    the results and the report get a self-check: per planted effect, expected vs measured, recovered or not.
+    Exit codes: 0 done; 1 a policy rule with severity "fail" was broken or a probe ended in error; 3 the
+    self-check failed (a planted effect not recovered) in a run that enforces it — the default audit, or a config
+    with fail_on_self_check = true, not with --quick — which takes precedence over 1; 2 bad input.
     """
     from audit.config import command_line_config
     from audit.outputs import check_output_folder, write_run_outputs
@@ -192,7 +199,13 @@ def run(
         raise gate_error  # reported like any other error; the results above are kept
     broken = any(not v.passed and v.severity == "fail" for v in results.verdicts or [])
     errored = any(result.status == "error" for result in results.probes)
+    self_check = results.self_check
+    if self_check is not None and self_check.enforced and not self_check.recovered:
+        raise typer.Exit(SELF_CHECK_EXIT_CODE)  # the run missed its own known answers: its verdicts are suspect
     raise typer.Exit(1 if broken or errored else 0)
+
+
+SELF_CHECK_EXIT_CODE = 3  # distinct from 1 (policy failed, probe error) and 2 (bad input)
 
 
 def _print_summary(results, written: dict[str, Path]) -> None:
@@ -218,6 +231,8 @@ def _print_summary(results, written: dict[str, Path]) -> None:
     console.print(table)
     if results.config.get("quick"):
         console.print("[yellow]quick run[/yellow]: smoke-test budgets (--quick), not a full audit")
+    if results.self_check is not None:
+        _print_self_check(results.self_check)
     for name, path in written.items():
         if name != REPORT_FILE:
             _wrote(path)
@@ -226,6 +241,24 @@ def _print_summary(results, written: dict[str, Path]) -> None:
 
 
 _OUTCOME_STYLE = {"fail": "red", "error": "red", "warn": "yellow", "pass": "green"}
+_SELF_CHECK_STYLE = {"recovered": "green", "not recovered": "red", "not checked": "yellow"}
+
+
+def _print_self_check(self_check) -> None:
+    """One line per planted effect: recovered, not recovered or not checked, and what was measured or why not."""
+    from rich.markup import escape
+
+    from audit.terminal import printable
+
+    for row in self_check.rows:
+        style = _SELF_CHECK_STYLE[row.status]
+        detail = row.measured if row.status != "not checked" else row.reason
+        console.print(f"self-check {escape(printable(row.title))}: [{style}]{row.status}[/{style}] "
+                      f"{escape(printable(detail))}", highlight=False)
+    if not self_check.recovered:
+        consequence = (f"exit code {SELF_CHECK_EXIT_CODE}" if self_check.enforced
+                       else "not enforced in this run")
+        console.print(f"[red]self-check failed[/red]: a planted effect was not recovered ({consequence})")
 
 
 def _outcome(result) -> str:

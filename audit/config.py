@@ -99,6 +99,9 @@ class AuditConfig(_Strict):
     data_dir: str | None = None
     cache_dir: str | None = None  # trained-model cache (default: $RAI_AUDIT_CACHE or ~/.cache/rai-audit)
     quick: bool = False  # smoke-test budgets (QUICK_PROBE_SETTINGS) over the probes' settings
+    # `rai-audit run` exits SELF_CHECK_EXIT_CODE when a planted effect of the subject is not recovered
+    # (audit.self_check); not in a quick run, whose budgets check that the pipeline runs, not what it finds
+    fail_on_self_check: bool = False
     subject: SubjectSection
     probes: ProbesSection = Field(default_factory=ProbesSection)
 
@@ -119,6 +122,7 @@ class AuditConfig(_Strict):
 # (bias, canaries, memorised training data) are the known answers the report's self-check looks for.
 DEFAULT_AUDIT: dict[str, Any] = {
     "seed": 0,
+    "fail_on_self_check": True,  # the default audit is a known-answer check of the probes: missing one fails it
     "subject": {
         "train": {
             "pretrain": {"preset": "demo"},

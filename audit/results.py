@@ -23,6 +23,7 @@ from audit.figure_data import check_figure_data
 # that 1.0 files, which lack them, still load. Every file this version writes has both.
 # 1.2 added ``run.stages`` (wall time per stage); optional, so 1.0 and 1.1 files load with an empty list.
 # 1.3 added ``subject.hub`` (repository, requested revision and commit of a model fetched from the hub); optional.
+#     and ``self_check`` (planted effects recovered or not, see audit.self_check); optional, None in older files.
 SCHEMA_VERSION = "1.3"
 READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 SELF_DIGEST_FIELD = "results_sha256"
@@ -268,6 +269,52 @@ class Verdict(_Strict):
     ci_high: float | None = Field(None, allow_inf_nan=False)
 
 
+SelfCheckStatus = Literal["recovered", "not recovered", "not checked"]
+
+
+class SelfCheckRow(_Strict):
+    """One planted effect of the audited subject, and whether the audit's probes found it (see audit.self_check).
+
+    ``expected`` says in words what was planted and what a working probe should show; ``condition`` is the test
+    applied to the measurement; ``measured`` says what the probe reported, with its interval; ``value`` /
+    ``ci_low`` / ``ci_high`` are the numbers the condition reads first (``probe``, ``metric``, ``group`` name
+    them). ``status`` "not checked" (with ``reason``) means the probe did not run or could not measure it: not a
+    failure of the self-check.
+    """
+
+    effect: str
+    title: str
+    expected: str
+    condition: str
+    probe: str
+    metric: str
+    group: str | None = None
+    value: float | None = Field(None, allow_inf_nan=False)
+    ci_low: float | None = Field(None, allow_inf_nan=False)
+    ci_high: float | None = Field(None, allow_inf_nan=False)
+    measured: str = ""
+    status: SelfCheckStatus
+    reason: str = ""
+
+
+class SelfCheck(_Strict):
+    """The known-answer check of a run whose subject carries a planted truth (the calibration scenario's bias,
+    canaries planted in its pretraining text).
+
+    ``planted`` summarises the truth the rows test; ``enforced`` says whether a row not recovered makes
+    ``rai-audit run`` exit non-zero (the default audit; a ``--quick`` run is not enforced).
+    """
+
+    planted: dict[str, Any] = Field(default_factory=dict)
+    enforced: bool = False
+    rows: list[SelfCheckRow] = Field(default_factory=list)
+
+    @property
+    def recovered(self) -> bool:
+        """No row was checked and missed (rows not checked do not count against it)."""
+        return all(row.status != "not recovered" for row in self.rows)
+
+
 class FileDigest(_Strict):
     """One file inside a model folder: its name relative to the folder, sha256 of its bytes, size in bytes."""
 
@@ -354,6 +401,7 @@ class AuditResults(_Strict):
     config: dict[str, Any] = Field(default_factory=dict)
     probes: list[ProbeResult] = Field(default_factory=list)
     verdicts: list[Verdict] = Field(default_factory=list)
+    self_check: SelfCheck | None = None
     manifest: Manifest | None = None
     results_sha256: str | None = None
 

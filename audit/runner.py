@@ -39,6 +39,7 @@ from audit.results import (
     StageTiming,
     json_sha256,
 )
+from audit.self_check import PlantedTruth, evaluate_self_check
 from audit.subject import ModelUnderAudit, folder_kind_and_labels
 from probes.base import Probe, ProbeContext, available_probes, derive_seed, get_probe
 
@@ -318,6 +319,8 @@ def _run(config: AuditConfig, probes: list[Probe], *, progress: ProgressReporter
     subject_info = subject.info()
     subject_info.model_card.update(_model_card_extras(config, resolved))
     config_as_run = config.model_dump(mode="json")
+    self_check = evaluate_self_check(results, planted_truth(resolved),
+                                     enforced=config.fail_on_self_check and not config.quick)
     return AuditResults(
         run=RunInfo(
             id=_run_id(config_as_run, subject_info.sha256),
@@ -335,8 +338,24 @@ def _run(config: AuditConfig, probes: list[Probe], *, progress: ProgressReporter
         datasets=sorted(datasets.values(), key=lambda record: record.name),
         config=config_as_run,
         probes=results,
+        self_check=self_check,
         manifest=_manifest(config_as_run, model_digests, dataset_files),
     )
+
+
+def planted_truth(resolved: ResolvedSubject) -> PlantedTruth:
+    """What the subject carries as known answers: the calibration scenario's planted bias (task.json) and the
+    repeat counts of the canaries in its pretraining text (canaries.json)."""
+    from audit.train.canaries import CanaryManifestError, load_manifest
+
+    repeats: tuple[int, ...] = ()
+    if resolved.canary_manifest is not None:
+        try:
+            repeats = tuple(load_manifest(resolved.canary_manifest.parent).by_repeats())
+        except CanaryManifestError as error:  # the exposure probe reports it; the self-check cannot use it
+            logger.warning("self-check: canary manifest not used: %s", error)
+    scenario = resolved.task.planted if resolved.task is not None else None
+    return PlantedTruth(scenario=scenario or None, canary_repeats=repeats)
 
 
 def _probe_status(result: ProbeResult) -> str:

