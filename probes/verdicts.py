@@ -55,5 +55,5 @@ def equivalence_outcome(ci_low: float | None, ci_high: float | None, band: Band)
 
 def equivalence_note(band: Band, confidence: float) -> str:
     """What a pass means, for a finding's message: the band and the level of the two one-sided tests."""
-    return (f"acceptable band {band.describe()}; a pass needs the whole {confidence:.0%} interval inside it "
-            f"(two one-sided tests, α = {(1 - confidence) / 2:.3g} each)")
+    return (f"acceptable band {band.describe()}; a pass needs the whole {confidence:.0%} interval inside it: "
+            f"two one-sided tests at α = {(1 - confidence) / 2:.3g} each")

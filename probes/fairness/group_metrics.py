@@ -318,7 +318,8 @@ class _Report:
     def _detectable_disparity(self, rates: np.ndarray, defined: np.ndarray, counts: np.ndarray,
                               rate: str) -> float | None:
         """The minimum detectable difference between the groups with the highest and the lowest rate (the
-        pair a max − min disparity compares), at their sizes and pooled rate; None with fewer than two groups."""
+        pair a max − min disparity compares), at their sizes and pooled rate; None with fewer than two groups or
+        a pooled rate of 0 or 1."""
         codes = np.flatnonzero(defined & np.isfinite(rates))
         if codes.size < 2:
             return None
@@ -327,6 +328,8 @@ class _Report:
         positives = [int(counts[code][list(yes)].sum()) for code in (high, low)]
         sizes = [positives[index] + int(counts[code][list(no)].sum()) for index, code in enumerate((high, low))]
         pooled = sum(positives) / max(sum(sizes), 1)
+        if not 0.0 < pooled < 1.0:
+            return None  # no variation in the pooled rate: the normal approximation says nothing
         return minimum_detectable_difference(*sizes, pooled, alpha=1 - self.config.confidence, power=MDE_POWER)
 
     def _disparity_finding(self, grouping: str, name: str, estimate: Estimate, detectable: float | None) -> Finding:

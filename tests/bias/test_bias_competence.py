@@ -8,7 +8,16 @@ here are the fixtures' own, not picked, and a real benchmark's thousands of word
 
 from __future__ import annotations
 
-from bias_helpers import ATTRIBUTES_X, ATTRIBUTES_Y, GROUP_A, GROUP_B, OTHER_WORDS, TEMPLATES, RowsContext, planted_pairs
+from bias_helpers import (
+    ATTRIBUTES_X,
+    ATTRIBUTES_Y,
+    GROUP_A,
+    GROUP_B,
+    OTHER_WORDS,
+    TEMPLATES,
+    RowsContext,
+    planted_pairs,
+)
 
 from probes.bias.crows_pairs import CrowsPairsProbe, pairs_from_rows
 from probes.bias.stereoset import StereoSetProbe

@@ -90,3 +90,21 @@ def test_report_shows_inconclusive_verdicts(tmp_path):
     results.verdicts = evaluate_policy(load_policy(policy_path), results)
     assert overall_status(results) == "fail"
     assert "inconclusive (fails the gate)" in render_html(results)
+
+
+def test_junit_probe_case_is_skipped_when_its_leading_finding_is_inconclusive(tmp_path):
+    from audit.junit import junit_xml
+    from audit.results import Finding
+
+    results = build_results()
+    crows = results.probe("crows_pairs")
+    crows.findings = [Finding(level="inconclusive", metric="metric_score", message=f"Inconclusive: {REASON}."),
+                      Finding(level="info", message="for the record")]
+    path = tmp_path / "junit.xml"
+    path.write_text(junit_xml(results), encoding="utf-8")
+    suite = next(suite for suite in junitparser.JUnitXml.fromfile(str(path)) if suite.name == "rai-audit.probes")
+    cases = {case.name: case for case in suite}
+    assert cases["crows_pairs"].is_skipped and REASON in cases["crows_pairs"].result[0].message
+    assert not cases["group_metrics"].is_skipped  # its leading finding is a warning
+    assert suite.skipped == 1  # the errored exposure probe is an error, not a skip
+    assert '<property name="verdict" value="inconclusive" />' in path.read_text()
