@@ -240,7 +240,7 @@ def _print_summary(results, written: dict[str, Path]) -> None:
         console.print(f"report: [bold]{escape(printable(written[REPORT_FILE]))}[/bold]", highlight=False)
 
 
-_OUTCOME_STYLE = {"fail": "red", "error": "red", "warn": "yellow", "pass": "green"}
+_OUTCOME_STYLE = {"fail": "red", "error": "red", "warn": "yellow", "inconclusive": "magenta", "pass": "green"}
 _SELF_CHECK_STYLE = {"recovered": "green", "not recovered": "red", "not checked": "yellow"}
 
 

@@ -21,6 +21,17 @@ A policy (TOML) holds rules::
 The default statistic is conservative: a ``max`` bound is tested on the upper end of the 95% interval and a
 ``min`` bound on the lower end, so a thin sample (wide interval) cannot pass by luck — and the verdict is
 deterministic, never re-sampled at gate time. A rule that matches no metric is an input error, not a pass.
+
+Three outcomes (``probes.verdicts``): with the conservative statistic a rule passes when the whole interval is
+within the bound, fails when the whole interval breaks it, and is **inconclusive** when the interval reaches
+across the bound; a rule on a metric its probe marked inconclusive (``Metric.inconclusive_reason``, e.g. a
+language model that cannot tell meaningful text from meaningless) is inconclusive too. What an inconclusive rule
+does is the policy's choice, top level or per rule::
+
+    inconclusive = "warn"       # default: reported as inconclusive (table, Markdown, JUnit), exit code unaffected
+    # inconclusive = "fail"     # an inconclusive "fail" rule fails the gate (exit 1)
+
+Either way an inconclusive rule never reads as a pass.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ if TYPE_CHECKING:
     from probes.base import Groups, Probe
 
 Statistic = Literal["value", "ci_low", "ci_high"]
+InconclusivePolicy = Literal["fail", "warn"]
 
 
 class PolicyError(InputError):
@@ -63,6 +75,7 @@ class Rule(BaseModel):
     statistic: Statistic | None = None
     severity: Literal["fail", "warn"] = "fail"
     no_regression: bool = False
+    inconclusive: InconclusivePolicy | None = None  # overrides the policy's setting for this rule
 
     @model_validator(mode="after")
     def _has_a_test(self) -> Rule:
@@ -77,6 +90,7 @@ class Rule(BaseModel):
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    inconclusive: InconclusivePolicy = "warn"
     rule: list[Rule] = Field(min_length=1)
 
 
@@ -171,10 +185,13 @@ def _find_metric(rule: Rule, result: ProbeResult) -> Metric:
                       f"{_suggest(str(rule.group), groups)}")
 
 
-def _statistic(rule: Rule, bound_is_max: bool) -> Statistic:
-    if rule.statistic:
-        return rule.statistic
+def _conservative(bound_is_max: bool) -> Statistic:
+    """The end of the interval a bound is tested on by default: the upper end for a max, the lower for a min."""
     return "ci_high" if bound_is_max else "ci_low"
+
+
+def _statistic(rule: Rule, bound_is_max: bool) -> Statistic:
+    return rule.statistic or _conservative(bound_is_max)
 
 
 def _observed(metric: Metric, statistic: Statistic) -> float | None:
@@ -182,7 +199,7 @@ def _observed(metric: Metric, statistic: Statistic) -> float | None:
     return metric.value if value is None and statistic != "value" else value  # no CI: fall back to the estimate
 
 
-def _bound_verdicts(rule: Rule, metric: Metric) -> list[Verdict]:
+def _bound_verdicts(rule: Rule, metric: Metric, inconclusive: InconclusivePolicy) -> list[Verdict]:
     verdicts = []
     for bound, is_max in ((rule.max, True), (rule.min, False)):
         if bound is None:
@@ -190,19 +207,38 @@ def _bound_verdicts(rule: Rule, metric: Metric) -> list[Verdict]:
         statistic = _statistic(rule, is_max)
         observed = _observed(metric, statistic)
         operator = "<=" if is_max else ">="
+        outcome = "fail"
         if observed is None:
-            passed, message = False, f"{rule.metric} is not defined ({metric.undefined_reason or 'no value'})"
+            message = f"{rule.metric} is not defined ({metric.undefined_reason or 'no value'})"
         else:
-            passed = observed <= bound if is_max else observed >= bound
+            outcome = _outcome(metric, observed, bound, is_max=is_max, statistic=statistic)
+            said = {"pass": "within", "fail": "breaks", "inconclusive": "undecided against"}[outcome]
             message = (f"{rule.metric}{f' [{metric.group}]' if metric.group else ''}: {statistic} "
-                       f"{observed:.4g} {'within' if passed else 'breaks'} {operator} {bound:g} "
+                       f"{observed:.4g} {said} {operator} {bound:g} "
                        f"(value {metric.value if metric.value is None else f'{metric.value:.4g}'}, "
                        f"95% CI {_interval_text(metric)})")
+            if outcome == "inconclusive":
+                reason = metric.inconclusive_reason or "the interval reaches across the bound"
+                message += f"; inconclusive: {reason} (policy: inconclusive = {inconclusive!r})"
+        severity = rule.severity if outcome != "inconclusive" or inconclusive == "fail" else "warn"
         verdicts.append(Verdict(rule=rule.name, probe=rule.probe, metric=rule.metric, group=rule.group,
                                 statistic=statistic, observed=observed, bound=bound, operator=operator,
-                                severity=rule.severity, passed=passed, message=message,
-                                ci_low=metric.ci_low, ci_high=metric.ci_high))
+                                severity=severity, passed=outcome == "pass", message=message,
+                                inconclusive=outcome == "inconclusive", ci_low=metric.ci_low, ci_high=metric.ci_high))
     return verdicts
+
+
+def _outcome(metric: Metric, observed: float, bound: float, *, is_max: bool, statistic: Statistic) -> str:
+    """pass / fail / inconclusive for one bound: inconclusive when the probe marked the metric so; with the
+    conservative statistic and an interval, the equivalence verdict of the interval against the bound; otherwise
+    (``statistic = "value"`` or the other end, as the policy asked, or no interval) the observed number alone."""
+    from probes.verdicts import Band, equivalence_outcome
+
+    if metric.inconclusive_reason:
+        return "inconclusive"
+    if statistic == _conservative(is_max) and metric.ci_low is not None and metric.ci_high is not None:
+        return equivalence_outcome(metric.ci_low, metric.ci_high, Band(None, bound) if is_max else Band(bound, None))
+    return "pass" if (observed <= bound if is_max else observed >= bound) else "fail"
 
 
 def _interval_text(metric: Metric) -> str:
@@ -277,7 +313,7 @@ def evaluate_policy(policy: Policy, results: AuditResults, *, baseline: AuditRes
                                     message=f"probe {rule.probe} {reason}; the rule cannot be checked"))
             continue
         metric = _find_metric(rule, result)
-        verdicts.extend(_bound_verdicts(rule, metric))
+        verdicts.extend(_bound_verdicts(rule, metric, rule.inconclusive or policy.inconclusive))
         if rule.no_regression:
             verdicts.append(_regression_verdict(rule, metric, result, baseline, results.run.seed))
     return verdicts
@@ -290,14 +326,27 @@ def verdicts_markdown(verdicts: list[Verdict]) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
     failed = sum(not v.passed and v.severity == "fail" for v in verdicts)
-    lines = [f"### rai-audit gate: {'FAILED' if failed else 'passed'} ({len(verdicts)} rules, {failed} failing)",
+    undecided = sum(v.inconclusive for v in verdicts)
+    heading = (f"### rai-audit gate: {'FAILED' if failed else 'passed'} ({len(verdicts)} rules, {failed} failing"
+               f"{f', {undecided} inconclusive' if undecided else ''})")
+    lines = [heading,
              "", "| rule | result | metric | observed | bound |", "|---|---|---|---|---|"]
     for v in verdicts:
-        outcome = "pass" if v.passed else v.severity
+        outcome = verdict_outcome(v)
         observed = "n/a" if v.observed is None else f"{v.observed:.4g}"
         bound = "n/a" if v.bound is None else f"{v.operator} {v.bound:.4g}"
         lines.append(f"| {cell(v.rule)} | {outcome} | {cell(v.probe)}/{cell(v.metric)} | {observed} | {bound} |")
     return "\n".join(lines) + "\n"
+
+
+def verdict_outcome(verdict: Verdict) -> str:
+    """How a verdict reads: "pass", "fail", "warn", or "inconclusive" (with "(fails the gate)" when the policy
+    makes it fail)."""
+    if verdict.passed:
+        return "pass"
+    if verdict.inconclusive:
+        return "inconclusive (fails the gate)" if verdict.severity == "fail" else "inconclusive"
+    return verdict.severity
 
 
 def run_gate(results_path: Path, policy_path: Path, *, baseline: Path | None = None, junit_path: Path | None = None,
@@ -337,7 +386,9 @@ def _print_verdicts(verdicts: list[Verdict]) -> None:
         return escape(printable(value))
 
     for v in verdicts:
-        outcome = "[green]pass[/green]" if v.passed else ("[red]FAIL[/red]" if v.severity == "fail" else "[yellow]warn[/yellow]")
+        outcome = verdict_outcome(v)
+        outcome = {"pass": "[green]pass[/green]", "fail": "[red]FAIL[/red]", "warn": "[yellow]warn[/yellow]"}.get(
+            outcome, f"[{'red' if v.severity == 'fail' else 'magenta'}]{outcome}[/]")
         table.add_row(text(v.rule), outcome, text(f"{v.probe}/{v.metric}" + (f" [{v.group}]" if v.group else "")),
                       "n/a" if v.observed is None else f"{v.observed:.4g}",
                       "n/a" if v.bound is None else f"{v.operator} {v.bound:.4g}", text(v.message))

@@ -22,16 +22,20 @@ from audit.figure_data import check_figure_data
 # 1.1 added ``manifest`` and ``results_sha256`` (tamper evidence, see ``content_sha256``); both are optional so
 # that 1.0 files, which lack them, still load. Every file this version writes has both.
 # 1.2 added ``run.stages`` (wall time per stage); optional, so 1.0 and 1.1 files load with an empty list.
-# 1.3 added ``subject.hub`` (repository, requested revision and commit of a model fetched from the hub); optional.
-#     and ``self_check`` (planted effects recovered or not, see audit.self_check); optional, None in older files.
+# 1.3 added, all optional so that older files load unchanged: ``subject.hub`` (repository, requested revision
+# and commit of a model fetched from the hub), ``self_check`` (planted effects recovered or not, see
+# audit.self_check), the finding level "inconclusive", ``Metric.inconclusive_reason`` and ``Verdict.inconclusive``.
 SCHEMA_VERSION = "1.3"
 READABLE_SCHEMA_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 SELF_DIGEST_FIELD = "results_sha256"
 
 Family = Literal["bias", "fairness", "privacy", "attribution"]
 ProbeStatus = Literal["ok", "error", "skipped"]
-FindingLevel = Literal["pass", "warn", "fail", "info"]
-FINDING_SEVERITY: dict[str, int] = {"fail": 3, "warn": 2, "pass": 1, "info": 0}  # the worst finding leads
+# "inconclusive": the evidence cannot decide (an interval across the acceptable band's edge, or a probe that
+# cannot measure on this model). It ranks above pass, so that a probe with one undecided finding never shows as a
+# pass, and below warn, which reports a likely problem.
+FindingLevel = Literal["pass", "warn", "fail", "inconclusive", "info"]
+FINDING_SEVERITY: dict[str, int] = {"fail": 4, "warn": 3, "inconclusive": 2, "pass": 1, "info": 0}  # worst leads
 Cell = str | int | float | bool | None
 
 
@@ -75,6 +79,8 @@ class Metric(_Strict):
 
     ``higher_is_better`` True/False says which direction is better; None means "closer to ``target`` is better"
     (e.g. CrowS-Pairs, ideal 50). ``value`` None means not defined, and ``undefined_reason`` says why.
+    ``inconclusive_reason``, when set, says why the probe holds the value unfit to decide on (e.g. the language
+    model cannot tell meaningful text from meaningless text); a gate rule on it is inconclusive.
     """
 
     name: str
@@ -87,6 +93,7 @@ class Metric(_Strict):
     group: str | None = None
     p_value: float | None = None
     undefined_reason: str | None = None
+    inconclusive_reason: str | None = None
     description: str = ""
 
     _check = field_validator("value", "ci_low", "ci_high", "target", "p_value")(
@@ -252,7 +259,12 @@ class SubjectInfo(_Strict):
 
 
 class Verdict(_Strict):
-    """The outcome of one policy rule (see audit.gate)."""
+    """The outcome of one policy rule (see audit.gate).
+
+    ``inconclusive``: the evidence could not decide the rule (the interval reaches across the bound, or the probe
+    marked the metric inconclusive); ``passed`` is then False and ``severity`` is what the policy's
+    ``inconclusive`` setting makes of it ("fail" blocks the gate, "warn" does not).
+    """
 
     rule: str
     probe: str
@@ -265,6 +277,7 @@ class Verdict(_Strict):
     severity: Literal["fail", "warn"]
     passed: bool
     message: str
+    inconclusive: bool = False
     ci_low: float | None = Field(None, allow_inf_nan=False)
     ci_high: float | None = Field(None, allow_inf_nan=False)
 

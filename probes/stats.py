@@ -157,9 +157,14 @@ def benjamini_hochberg(p_values) -> np.ndarray:
 
 
 def minimum_detectable_difference(n_a: int, n_b: int, base_rate: float, *, alpha=0.05, power=0.8) -> float:
-    """Smallest difference of two proportions detectable with the given power (normal approximation).
+    """Smallest difference of two proportions that a two-sided test at level ``alpha`` detects with probability
+    ``power``, by the normal approximation with the pooled variance (Fleiss, Levin & Paik, "Statistical Methods
+    for Rates and Proportions", 3rd ed. 2003, ch. 4):
 
-    Used to tell a reviewer when "no significant gap" only means "too few examples to see one".
+        δ = (z_{1−α/2} + z_{power}) · sqrt(p̄ (1 − p̄) (1/n_a + 1/n_b)),   p̄ = ``base_rate`` (the pooled rate).
+
+    Used to tell a reviewer when "no significant gap" only means "too few examples to see one"; infinite when a
+    group is empty.
     """
     if n_a == 0 or n_b == 0:
         return float("inf")

@@ -115,13 +115,13 @@ def _probe_view(result: ProbeResult) -> dict[str, Any]:
 
 def overall_status(results: AuditResults) -> str:
     """fail if a policy rule or probe failed or an enforced self-check missed a planted effect, warn if anything
-    warns or errored, else pass."""
+    warns or errored, inconclusive if anything could not be decided, else pass."""
     if any(not verdict.passed and verdict.severity == "fail" for verdict in results.verdicts):
         return "fail"
     levels = [finding.level for probe in results.probes for finding in probe.findings]
     if any(probe.status == "error" for probe in results.probes):
         levels.append("warn")
-    levels += ["warn" for verdict in results.verdicts if not verdict.passed]
+    levels += ["inconclusive" if verdict.inconclusive else "warn" for verdict in results.verdicts if not verdict.passed]
     if results.self_check is not None and not results.self_check.recovered:  # the probes missed a known answer
         levels.append("fail" if results.self_check.enforced else "warn")
     return max(levels, key=FINDING_SEVERITY.get, default="pass") if levels else "pass"

@@ -10,6 +10,7 @@ import numpy as np
 from audit.results import Figure, Finding, Metric
 from probes.base import ProbeInputError
 from probes.stats import binomial_test, bootstrap_mean_ci
+from probes.verdicts import Band, equivalence_note, equivalence_outcome
 
 
 def dataset_rows(loaded: Any, *, required: Iterable[str], where: str) -> list[dict[str, Any]]:
@@ -86,14 +87,15 @@ def bar_figure(name: str, title: str, metrics: Sequence[Metric], *, reference: f
     )
 
 
-def deviation_level(metric: Metric, *, warn_at: float = 0.0, fail_at: float = 10.0) -> str:
-    """Traffic light for a metric whose ideal is ``metric.target``: pass when the CI covers the target,
-    warn when it does not, fail when it does not and the estimate is at least ``fail_at`` points away."""
+def preference_level(metric: Metric, *, margin: float) -> str:
+    """Three-way verdict for a metric whose ideal is ``metric.target``: pass when its interval lies inside
+    target ± ``margin`` (an equivalence test, see probes.verdicts), fail when wholly outside, otherwise
+    inconclusive; inconclusive too when the probe marked the metric so (``inconclusive_reason``)."""
     if metric.value is None or metric.target is None:
         return "info"
-    if metric.ci_low is not None and metric.ci_high is not None and metric.ci_low <= metric.target <= metric.ci_high:
-        return "pass"
-    return "fail" if abs(metric.value - metric.target) >= fail_at else "warn"
+    if metric.inconclusive_reason:
+        return "inconclusive"
+    return equivalence_outcome(metric.ci_low, metric.ci_high, Band.around(metric.target, margin))
 
 
 def format_ci(metric: Metric, unit: str = "%") -> str:
@@ -104,5 +106,12 @@ def format_ci(metric: Metric, unit: str = "%") -> str:
     return f"{metric.value:.1f}{unit} (95% CI {metric.ci_low:.1f}–{metric.ci_high:.1f})"
 
 
-def finding(metric: Metric, message: str, level: str | None = None) -> Finding:
-    return Finding(level=level or deviation_level(metric), message=message, metric=metric.name)
+def preference_finding(metric: Metric, message: str, *, margin: float, confidence: float) -> Finding:
+    """The finding for a preference score with its ideal at ``metric.target``: the message gets the verdict's
+    reason (the acceptable band, or why the probe cannot decide on this model)."""
+    level = preference_level(metric, margin=margin)
+    if metric.inconclusive_reason:
+        reason = f"Inconclusive: {metric.inconclusive_reason}."
+    else:
+        reason = equivalence_note(Band.around(metric.target, margin), confidence).capitalize() + "."
+    return Finding(level=level, message=f"{message} {reason}", metric=metric.name)

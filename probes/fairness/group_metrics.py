@@ -34,6 +34,7 @@ from probes.fairness.frame import UNDEFINED_REASONS, defined_mask, metric_frame_
 from probes.fairness.predictions import Decisions, predict, split_examples
 from probes.fairness.rates import ALL_METRICS, FN, FP, TN, TP, Grouping, GroupStatistics, group_statistics
 from probes.stats import benjamini_hochberg, finite_interval, holm, minimum_detectable_difference
+from probes.verdicts import Band, equivalence_note, equivalence_outcome
 
 DIRECTION = {
     "base_rate": None, "selection_rate": None, "accuracy": True, "tpr": True, "fpr": False, "fnr": False,
@@ -47,6 +48,8 @@ GAP_METRICS = ("selection_rate", "tpr", "fpr")
 # Rows of the 2x2 table (outcome yes, outcome no) of each gap metric, from confusion counts, for Fisher's test.
 GAP_CELLS = {"selection_rate": ((FP, TP), (TN, FN)), "tpr": ((TP,), (FN,)), "fpr": ((FP,), (TN,))}
 WIDTH_CHECKED = ("selection_rate", "tpr", "fpr")
+FINDING_RATES = {"demographic_parity_difference": "selection_rate", "equal_opportunity_difference": "tpr"}
+MDE_POWER = 0.8  # the power at which "gaps smaller than X could not be seen" is stated
 
 
 def display_name(grouping: Grouping, group: str) -> str:
@@ -270,11 +273,11 @@ class _Report:
                     f"{label}: only {n} example(s) (< {self.config.min_group_size}); its rates are not reliable"
                 )
             self.group_rows.append(row)
-        self._disparities(grouping, values, replicates, defined)
+        self._disparities(grouping, values, replicates, defined, counts)
         self._gaps(grouping, values, replicates, defined, counts, reference)
         self._figures(grouping, values, replicates)
 
-    def _disparities(self, grouping, values, replicates, defined) -> None:
+    def _disparities(self, grouping, values, replicates, defined, counts) -> None:
         confidence = self.config.confidence
         get = lambda metric: (values[metric], replicates.get(metric), defined[metric])
         estimates: list[tuple[str, Estimate, float, bool, str]] = [
@@ -307,22 +310,46 @@ class _Report:
                 how,
             ])
         for name, estimate, target, _, how in estimates:
-            if name in ("demographic_parity_difference", "equal_opportunity_difference"):
-                self.findings.append(self._disparity_finding(grouping.name, name, estimate))
+            if name in FINDING_RATES:
+                rate = FINDING_RATES[name]
+                detectable = self._detectable_disparity(values[rate], defined[rate], counts, rate)
+                self.findings.append(self._disparity_finding(grouping.name, name, estimate, detectable))
 
-    def _disparity_finding(self, grouping: str, name: str, estimate: Estimate) -> Finding:
+    def _detectable_disparity(self, rates: np.ndarray, defined: np.ndarray, counts: np.ndarray,
+                              rate: str) -> float | None:
+        """The minimum detectable difference between the groups with the highest and the lowest rate (the
+        pair a max − min disparity compares), at their sizes and pooled rate; None with fewer than two groups or
+        a pooled rate of 0 or 1."""
+        codes = np.flatnonzero(defined & np.isfinite(rates))
+        if codes.size < 2:
+            return None
+        high, low = codes[np.argmax(rates[codes])], codes[np.argmin(rates[codes])]
+        yes, no = GAP_CELLS[rate]
+        positives = [int(counts[code][list(yes)].sum()) for code in (high, low)]
+        sizes = [positives[index] + int(counts[code][list(no)].sum()) for index, code in enumerate((high, low))]
+        pooled = sum(positives) / max(sum(sizes), 1)
+        if not 0.0 < pooled < 1.0:
+            return None  # no variation in the pooled rate: the normal approximation says nothing
+        return minimum_detectable_difference(*sizes, pooled, alpha=1 - self.config.confidence, power=MDE_POWER)
+
+    def _disparity_finding(self, grouping: str, name: str, estimate: Estimate, detectable: float | None) -> Finding:
+        """pass when the whole interval is within ``gap_threshold``, fail when wholly above it, otherwise
+        inconclusive (probes.verdicts); the message says how large a gap these group sizes could have shown."""
         title = name.replace("_", " ")
         if estimate.value is None:
             return Finding(level="info", metric=name, message=f"{grouping}: {title} not defined ({estimate.undefined_reason}).")
         threshold = self.config.gap_threshold
+        band = Band(None, threshold)
+        level = equivalence_outcome(estimate.low, estimate.high, band)
         text = f"{grouping}: {title} {format_estimate(estimate.value, estimate.low, estimate.high)}"
-        if estimate.low is not None and estimate.low > threshold:
-            return Finding(level="fail", metric=name, message=f"{text} — above {threshold} even at the low end of the interval.")
-        if estimate.value > threshold:
-            return Finding(level="warn", metric=name, message=f"{text} — above {threshold}, but the interval reaches below it.")
-        if estimate.high is not None and estimate.high > threshold:
-            return Finding(level="warn", metric=name, message=f"{text} — the interval does not rule out a gap above {threshold}.")
-        return Finding(level="pass", metric=name, message=f"{text} — within {threshold}.")
+        verdict = {"pass": f"within {threshold} over the whole interval",
+                   "fail": f"above {threshold} even at the low end of the interval",
+                   "inconclusive": f"the interval reaches across {threshold}: these data cannot tell"}[level]
+        note = equivalence_note(band, self.config.confidence)
+        power = "" if detectable is None or not math.isfinite(detectable) else (
+            f" With these group sizes, gaps smaller than {detectable:.3f} could not be seen (80% power, two-sided "
+            f"α = {1 - self.config.confidence:.2g}, between the groups with the highest and the lowest rate).")
+        return Finding(level=level, metric=name, message=f"{text} — {verdict} ({note}).{power}")
 
     def _gaps(self, grouping, values, replicates, defined, counts, reference) -> None:
         ref_name = grouping.group_names[reference]

@@ -44,6 +44,7 @@ from probes.fairness.groups import IDENTITY_TERMS, identity_mentions
 from probes.fairness.predictions import split_examples
 from probes.fairness.rates import resample_weights, weighted_auc
 from probes.stats import finite_interval
+from probes.verdicts import Band, equivalence_note, equivalence_outcome
 
 DATASETS = {
     # catalog name: (text column, label column, value meaning toxic)
@@ -188,7 +189,8 @@ class SubgroupAUCProbe(Probe):
         overall_low, overall_high = self._interval(overall_reps)
         metrics = [Metric(name="overall_auc", value=overall_value, ci_low=overall_low, ci_high=overall_high,
                           higher_is_better=True, n=int(labels.size), description="ROC AUC on all evaluated texts")]
-        rows, findings = [], []
+        rows, findings, undecided = [], [], []
+        band = Band(overall_value - self.config.gap_threshold, None)
         for term in sorted(mentions):
             n_mentions = int(mentions[term].sum())
             row: list = [term, n_mentions, int((mentions[term] & labels).sum())]
@@ -203,7 +205,10 @@ class SubgroupAUCProbe(Probe):
                 ))
                 row.append(f"{value:.3f} [{low:.3f}, {high:.3f}]" if defined and low is not None
                            else f"{value:.3f}" if defined else "not defined")
-                if defined and high is not None and high < overall_value - self.config.gap_threshold:
+                outcome = equivalence_outcome(low, high, band) if defined else None
+                if outcome == "inconclusive":
+                    undecided.append(f"'{term}' {kind.replace('_', ' ').upper()}")
+                if outcome == "fail":
                     what = {"subgroup_auc": "separates toxic from non-toxic texts about it poorly",
                             "bpsn_auc": "scores harmless mentions as more toxic than toxic background (over-flags)",
                             "bnsp_auc": "misses toxic texts that mention it (under-flags)"}[kind]
@@ -219,10 +224,16 @@ class SubgroupAUCProbe(Probe):
                 undefined_reason=None if summary is not None else "no subgroup has a defined AUC",
                 description=f"generalised mean (p = {POWER:g}) of the {kind} over subgroups (Jigsaw challenge)",
             ))
-        if not findings:
+        note = equivalence_note(band, self.config.confidence)
+        if undecided:
+            shown = ", ".join(undecided[:5]) + (f" and {len(undecided) - 5} more" if len(undecided) > 5 else "")
+            findings.append(Finding(level="inconclusive", metric="bpsn_auc", message=(
+                f"{len(undecided)} identity-term AUC interval(s) reach more than {self.config.gap_threshold} below "
+                f"the overall AUC {overall_value:.3f} without lying wholly below it: {shown} ({note}).")))
+        elif not findings:
             findings.append(Finding(level="pass", metric="bpsn_auc", message=(
-                f"No identity term's AUC interval lies more than {self.config.gap_threshold} below the overall AUC "
-                f"{overall_value:.3f}.")))
+                f"Every identity term's AUC interval lies within {self.config.gap_threshold} of the overall AUC "
+                f"{overall_value:.3f} or above it ({note}).")))
         figures = [
             Figure(name=kind, title=f"{kind.replace('_', ' ').upper()} by identity term", kind="bar", data={
                 "labels": sorted(mentions),

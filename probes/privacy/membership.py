@@ -35,6 +35,7 @@ from probes.base import (
 from probes.privacy import attacks
 from probes.privacy.executors import ExecutorError, make_executor
 from probes.privacy.shadow import make_shadow_jobs, train_shadow_models
+from probes.verdicts import Band, equivalence_note, equivalence_outcome
 
 AttackName = Literal["loss", "lira_online", "lira_offline", "rmia", "rmia_offline"]
 REFERENCE_ATTACKS = {"lira_online", "lira_offline", "rmia", "rmia_offline"}
@@ -114,6 +115,8 @@ class MembershipInferenceProbe(Probe):
         n_bootstrap: int = Field(1000, ge=50)
         warn_tpr_at_low_fpr: float = Field(0.01, gt=0.0, le=1.0)  # 10x chance at 0.1% FPR
         fail_tpr_at_low_fpr: float = Field(0.05, gt=0.0, le=1.0)
+        # "no leakage" is a pass only when the best attack's AUC interval stays at most 0.5 + this
+        chance_auc_margin: float = Field(0.05, gt=0.0, lt=0.5)
         examples_shown: int = Field(3, ge=0)
 
 
@@ -415,12 +418,16 @@ class MembershipInferenceProbe(Probe):
             )
         ]
         auc = evaluations[best_auc].auc
-        if auc.ci_low <= 0.5 <= auc.ci_high:
+        band = Band(None, 0.5 + config.chance_auc_margin)
+        outcome = equivalence_outcome(auc.ci_low, auc.ci_high, band)
+        if outcome != "fail":
             message = (
-                f"No attack separates members from non-members better than chance: best AUC {auc.value:.3f} "
-                f"(95% CI {auc.ci_low:.3f}–{auc.ci_high:.3f}) covers 0.5."
+                f"Best attack AUC {auc.value:.3f} (95% CI {auc.ci_low:.3f}–{auc.ci_high:.3f}; 0.5 is chance): "
+                + ("no attack separates members from non-members by more than chance allows"
+                   if outcome == "pass" else "the interval reaches across the acceptable band; these data cannot "
+                   "tell") + f" ({equivalence_note(band, 0.95)})."
             )
-            auc_level = "pass"
+            auc_level = outcome
         else:
             message = (
                 f"The strongest attack ({ATTACK_LABELS[best_auc]}) tells members from non-members with AUC "

@@ -209,3 +209,27 @@ def test_execute_isolates_errors_with_the_message():
     probe = GroupMetricsProbe({"sensitive_features": ["race"], "n_resamples": 10})
     outcome = probe.execute(ProbeContext(subject=ScriptedClassifier(table), seed=0, task=task))
     assert outcome.status == "error" and "race" in outcome.message
+
+
+def test_disparity_findings_are_three_way_and_state_the_minimum_detectable_gap():
+    """Hand task: selection rates A 3/6, B 3/4, C 1/2 (12 examples): the demographic-parity difference 0.25 has an
+    interval reaching across 0.1 (inconclusive, not a pass), and the finding states the gap these sizes could show:
+    between B (highest, 4 examples, 3 selected) and A (lowest, 6 examples, 3 selected), pooled rate 6/10,
+    (z_0.975 + z_0.8) · sqrt(0.6 · 0.4 · (1/4 + 1/6))."""
+    from scipy.stats import norm
+
+    task, table = hand_task()
+    result = run(task, table)
+    findings = {finding.metric: finding for finding in result.findings}
+    parity = findings["demographic_parity_difference"]
+    expected = (norm.ppf(0.975) + norm.ppf(0.8)) * np.sqrt(0.6 * 0.4 * (1 / 4 + 1 / 6))
+    assert parity.level == "inconclusive", parity
+    assert f"gaps smaller than {expected:.3f} could not be seen" in parity.message
+    assert "80% power" in parity.message and "α = 0.05" in parity.message and "band at most 0.1" in parity.message
+    # equal opportunity: TPR B 1/1 against A 2/3 (C has no positives), pooled 3/4
+    opportunity = findings["equal_opportunity_difference"]
+    expected = (norm.ppf(0.975) + norm.ppf(0.8)) * np.sqrt(0.75 * 0.25 * (1 / 1 + 1 / 3))
+    assert f"gaps smaller than {expected:.3f} could not be seen" in opportunity.message
+    # a threshold no difference of rates can exceed puts the whole interval inside the band: pass
+    assert {f.level for f in run(task, table, gap_threshold=1.0).findings
+            if f.metric == "demographic_parity_difference"} == {"pass"}

@@ -39,7 +39,11 @@ def test_planted_false_positive_bias_shows_in_bpsn_only():
     # background, so it is only required not to fall clearly below the overall AUC — no finding)
     assert result.metric("bpsn_auc", "muslim").ci_high >= overall
     assert any("gay" in finding.message and finding.level == "warn" for finding in result.findings)
-    assert not any("muslim" in finding.message for finding in result.findings)
+    assert not any("muslim" in finding.message for finding in result.findings if finding.level != "inconclusive")
+    # ... and, sharing the biased background, its BNSP interval reaches below the band: no pass for it either
+    undecided = [finding.message for finding in result.findings if finding.level == "inconclusive"]
+    assert undecided == [] or all("'muslim' BNSP AUC" in message for message in undecided), undecided
+    assert not any(finding.level == "pass" for finding in result.findings)
 
 
 def test_auc_definitions_match_sklearn():

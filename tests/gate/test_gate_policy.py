@@ -43,16 +43,25 @@ def write_policy(tmp_path, text, name="policy.toml"):
 def test_conservative_bound_uses_upper_interval_end(tmp_path):
     results = build_results()  # gap value 0.12, 95% CI [0.05, 0.2]
     passing = evaluate_policy(load_policy(write_policy(tmp_path, POLICY.format(max=0.25))), results)
-    failing = evaluate_policy(load_policy(write_policy(tmp_path, POLICY.format(max=0.15), "p2.toml")), results)
+    straddling = evaluate_policy(load_policy(write_policy(tmp_path, POLICY.format(max=0.15), "p2.toml")), results)
+    failing = evaluate_policy(load_policy(write_policy(tmp_path, POLICY.format(max=0.04), "p3.toml")), results)
     assert passing[0].passed and passing[0].statistic == "ci_high" and passing[0].observed == 0.2
-    assert not failing[0].passed  # the estimate 0.12 is under 0.15 but the interval is not
+    # the estimate 0.12 is under 0.15 but the interval reaches across it: no pass, and no evidence of a breach
+    assert not straddling[0].passed and straddling[0].inconclusive and straddling[0].severity == "warn"
+    assert not failing[0].passed and not failing[0].inconclusive and failing[0].severity == "fail"
     assert not passing[1].passed and passing[1].severity == "warn"
 
 
-@pytest.mark.parametrize("bound, expected_exit", [(0.25, 0), (0.15, 1)])
-def test_gate_command_exit_codes_and_junit(tmp_path, bound, expected_exit):
+# (max bound, top-level policy setting, exit code, JUnit outcome of "overall gap"); the interval is [0.05, 0.2]
+@pytest.mark.parametrize("bound, setting, expected_exit, expected_case", [
+    (0.25, "", 0, "passed"),                             # interval within the bound
+    (0.15, "", 0, "skipped"),                            # across it: inconclusive, by default reported only
+    (0.15, 'inconclusive = "fail"\n', 1, "Inconclusive"),  # ... or failing the gate when the policy says so
+    (0.04, "", 1, "PolicyViolation"),                    # wholly above it
+])
+def test_gate_command_exit_codes_and_junit(tmp_path, bound, setting, expected_exit, expected_case):
     results_path = write_run(tmp_path)
-    policy = write_policy(tmp_path, POLICY.format(max=bound))
+    policy = write_policy(tmp_path, setting + POLICY.format(max=bound))
     junit_path = tmp_path / "gate.xml"
     outcome = CliRunner().invoke(app, ["gate", str(results_path), "--policy", str(policy), "--junit", str(junit_path)])
     assert outcome.exit_code == expected_exit, outcome.output
@@ -60,15 +69,19 @@ def test_gate_command_exit_codes_and_junit(tmp_path, bound, expected_exit):
     policy_suite = next(suite for suite in xml if suite.name == "rai-audit.policy")
     cases = {case.name: case for case in policy_suite}
     assert set(cases) == {"overall gap", "gap estimate (warn only)"}
-    assert cases["overall gap"].is_passed == (expected_exit == 0)
+    case = cases["overall gap"]
+    assert case.is_passed == (expected_case == "passed")
+    assert case.is_skipped == (expected_case == "skipped")
+    if expected_case not in ("passed", "skipped"):
+        assert case.result[0].type == expected_case
+    if expected_case != "passed":
+        assert "0.2" in case.result[0].message  # value in the message, not in time
     assert cases["gap estimate (warn only)"].is_passed  # warnings never fail the build
-    if expected_exit:
-        assert "0.2" in cases["overall gap"].result[0].message  # value in the message, not in time
 
 
 def test_gate_is_deterministic_and_json_format(tmp_path):
     results_path = write_run(tmp_path)
-    policy = write_policy(tmp_path, POLICY.format(max=0.15))
+    policy = write_policy(tmp_path, POLICY.format(max=0.04))
     runner = CliRunner()
     first = runner.invoke(app, ["gate", str(results_path), "--policy", str(policy), "--format", "json"])
     second = runner.invoke(app, ["gate", str(results_path), "--policy", str(policy), "--format", "json"])
@@ -79,10 +92,13 @@ def test_gate_is_deterministic_and_json_format(tmp_path):
 def test_github_step_summary_markdown(tmp_path, monkeypatch):
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    CliRunner().invoke(app, ["gate", str(write_run(tmp_path)), "--policy",
-                             str(write_policy(tmp_path, POLICY.format(max=0.15)))])
-    text = summary.read_text()
-    assert "FAILED" in text and "| overall gap | fail |" in text
+    for bound in (0.04, 0.15):
+        CliRunner().invoke(app, ["gate", str(write_run(tmp_path, name=f"run{bound}")), "--policy",
+                                 str(write_policy(tmp_path, POLICY.format(max=bound), f"p{bound}.toml"))])
+    failed, undecided = summary.read_text().split("### ")[1:]
+    assert "FAILED" in failed and "| overall gap | fail |" in failed
+    assert "passed (2 rules, 0 failing, 1 inconclusive)" in undecided
+    assert "| overall gap | inconclusive |" in undecided
 
 
 @pytest.mark.parametrize(

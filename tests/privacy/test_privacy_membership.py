@@ -91,7 +91,10 @@ def test_a_model_never_trained_on_the_data_shows_chance(tiny_pretrained_dir, tmp
     for attack in ("loss", "lira_offline", "rmia"):
         auc = result.metric("auc", attack)
         assert auc.ci_low <= 0.5 <= auc.ci_high, (attack, auc)
-    assert any(finding.level == "pass" and "covers 0.5" in finding.message for finding in result.findings)
+    # 300 examples: the AUC interval is about ±0.07 wide, so "no leakage" may not be provable (inconclusive),
+    # but it never reads as leakage
+    auc_finding = next(finding for finding in result.findings if finding.metric == "max_auc")
+    assert auc_finding.level in ("pass", "inconclusive") and "band at most 0.55" in auc_finding.message
 
 
 @pytest.mark.slow
