@@ -36,6 +36,13 @@ class Cell:
         return json_sha256(self.config.model_dump(mode="json"))[:12]
 
     @property
+    def pretraining(self) -> str | None:
+        """The cell's pretraining recipe (a digest), shared through the training cache by cells that name the same."""
+        if self.config.subject.train is None:
+            return None
+        return json_sha256({"pretrain": self.config.subject.train.model_dump(mode="json")["pretrain"]})
+
+    @property
     def label(self) -> str:
         return self.subject if self.seed is None else f"{self.subject}/seed={self.seed}"
 

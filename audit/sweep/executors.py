@@ -34,6 +34,22 @@ def run_local(cells: list[Cell], out_dir: Path) -> Iterator[dict[str, Any]]:
         yield run_cell(*_arguments(cell, out_dir))
 
 
+def _one_per_pretraining(cells: list[Cell]) -> tuple[list[Cell], dict[str, list[Cell]]]:
+    """The cells to start at once — those training nothing, and the first of each pretraining recipe — and the
+    cells to start after the first of their pretraining recipe finished: two cells pretraining one recipe at the
+    same time would both write its cache folder."""
+    first: list[Cell] = []
+    followers: dict[str, list[Cell]] = {}
+    for cell in cells:
+        if cell.pretraining is None or cell.pretraining not in followers:
+            first.append(cell)
+            if cell.pretraining is not None:
+                followers[cell.pretraining] = []
+        else:
+            followers[cell.pretraining].append(cell)
+    return first, followers
+
+
 class RayExecutor:
     """Ray tasks, ``num_cpus``/``num_gpus`` each. Without ``address`` a local Ray of ``workers`` CPUs is started
     for the sweep and shut down after it; with one, the cluster at that address is joined (its nodes must have
@@ -59,10 +75,14 @@ class RayExecutor:
         try:
             task = ray.remote(num_cpus=self.resources.num_cpus, num_gpus=self.resources.num_gpus,
                               max_retries=0)(run_cell)
-            pending = [task.remote(*_arguments(cell, out_dir)) for cell in cells]
+            first, followers = _one_per_pretraining(cells)
+            pending = {task.remote(*_arguments(cell, out_dir)): cell for cell in first}
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+                done, _ = ray.wait(list(pending), num_returns=1)
+                cell = pending.pop(done[0])
                 yield ray.get(done[0])
+                for follower in followers.pop(cell.pretraining, []):
+                    pending[task.remote(*_arguments(follower, out_dir))] = follower
         finally:
             if started_here:
                 ray.shutdown()
