@@ -34,7 +34,7 @@ def run_local(cells: list[Cell], out_dir: Path) -> Iterator[dict[str, Any]]:
         yield run_cell(*_arguments(cell, out_dir))
 
 
-def _one_per_pretraining(cells: list[Cell]) -> tuple[list[Cell], dict[str, list[Cell]]]:
+def one_per_pretraining(cells: list[Cell]) -> tuple[list[Cell], dict[str, list[Cell]]]:
     """The cells to start at once — those training nothing, and the first of each pretraining recipe — and the
     cells to start after the first of their pretraining recipe finished: two cells pretraining one recipe at the
     same time would both write its cache folder."""
@@ -75,7 +75,7 @@ class RayExecutor:
         try:
             task = ray.remote(num_cpus=self.resources.num_cpus, num_gpus=self.resources.num_gpus,
                               max_retries=0)(run_cell)
-            first, followers = _one_per_pretraining(cells)
+            first, followers = one_per_pretraining(cells)
             pending = {task.remote(*_arguments(cell, out_dir)): cell for cell in first}
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)

@@ -107,6 +107,7 @@ def test_local_executor_records_a_failing_cell_and_needs_no_ray(tmp_path, four_m
     assert "deliberate failure of cell c" in (out / LEADERBOARD_HTML).read_text()
 
 
+@pytest.mark.slow  # starting Ray and importing torch in two fresh workers: > 20 s of CPU
 def test_ray_executor_runs_cells_on_a_local_ray_with_two_workers(tmp_path, four_models):
     pytest.importorskip("ray")
     sweep_file = write_sweep(tmp_path, {name: four_models[name] for name in ("a", "b")},
