@@ -90,7 +90,7 @@ def test_local_executor_records_a_failing_cell_and_needs_no_ray(tmp_path, four_m
 
     def failing_for_c(config, **options):
         if Path(config.subject.model).name == "c":
-            raise RuntimeError("deliberate failure of cell c")
+            raise RuntimeError("deliberate <b>failure</b> of cell c")
         return run_audit(config, **options)
 
     monkeypatch.setattr(runner, "run_audit", failing_for_c)
@@ -103,8 +103,9 @@ def test_local_executor_records_a_failing_cell_and_needs_no_ray(tmp_path, four_m
                for path in (out / "cells").glob("*/cell.json")}
     assert records["a"]["status"] == "ok"
     assert records["c"]["status"] == "error"
-    assert records["c"]["error"] == "RuntimeError: deliberate failure of cell c"
-    assert "deliberate failure of cell c" in (out / LEADERBOARD_HTML).read_text()
+    assert records["c"]["error"] == "RuntimeError: deliberate <b>failure</b> of cell c"
+    page = (out / LEADERBOARD_HTML).read_text()
+    assert "deliberate &lt;b&gt;failure&lt;/b&gt; of cell c" in page and "<b>failure" not in page  # escaped
 
 
 @pytest.mark.slow  # starting Ray and importing torch in two fresh workers: > 20 s of CPU

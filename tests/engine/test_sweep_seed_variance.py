@@ -3,7 +3,7 @@ under three seeds on the calibration scenario, differ beyond seed noise on the s
 the same control recipe under three other seeds do not.
 
 Trains nine tiny classifiers (one tiny pretraining, shared through the training cache) and audits each with
-group_metrics over every split of a 400-example scenario: slow.
+group_metrics over every split of a 600-example scenario: slow.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ train = {{ precision = "fp32" }}
 [subjects.train.finetune]
 preset = "scenario"
 precision = "fp32"
-epochs = 10
+epochs = 12
 batch_size = 16
 keep = "last"
 patience = 30
 classifier_dropout = 0.0
 hidden_dropout_prob = 0.0
-data = {{ scenario = {{ bias_strength = {bias}, n_examples = 400, seed = 0 }} }}
+data = {{ scenario = {{ bias_strength = {bias}, n_examples = 600, seed = 0 }} }}
 """
 SWEEP = """
 seed = 0
