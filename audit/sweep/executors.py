@@ -93,12 +93,20 @@ class RayExecutor:
             # Workers import the same audit package as this process (a source checkout comes first on their path).
             package_root = str(Path(__file__).resolve().parents[2])
             path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-            ray.init(num_cpus=self.workers, num_gpus=None, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {**environment, "PYTHONPATH": path}})
+            try:
+                ray.init(num_cpus=self.workers, num_gpus=None, include_dashboard=False, log_to_driver=False,
+                         runtime_env={"env_vars": {**environment, "PYTHONPATH": path}})
+            except Exception as error:  # noqa: BLE001  (ray raises a bare Exception when its node times out)
+                raise RayUnavailableError(f"could not start a local Ray ({_first_line(error)}); try again on a "
+                                          "less loaded machine, or use --executor local") from None
             return
         try:
             ray.init(address=self.address, runtime_env={"env_vars": environment}, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise RayUnavailableError(f"--address {self.address}: cannot join a Ray cluster there "
-                                      f"({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
-                                      "expected the address of a running cluster (ray start --head)") from None
+                                      f"({_first_line(error)}); expected the address of a running cluster "
+                                      "(ray start --head)") from None
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error).strip() else type(error).__name__
