@@ -391,6 +391,49 @@ def compare(runs: list[Path] = typer.Argument(..., help="Two or more results.jso
 
 @app.command()
 @_handles_errors
+def sweep(sweep_file: Path = typer.Argument(..., help="Sweep file (TOML): subjects × one probe configuration."),
+          out: Path = typer.Option(..., "--out", help="Output folder: cells/, leaderboard.html, leaderboard.csv, "
+                                   "seed_variance.csv."),
+          executor: str = typer.Option("ray", "--executor", help="ray (cells as Ray tasks) or local (one after "
+                                       "another in this process; ray is not imported)."),
+          workers: int = typer.Option(os.cpu_count() or 1, "--workers", min=1, help="CPUs of the local Ray "
+                                      "started for the sweep."),
+          address: str | None = typer.Option(None, "--address", help="Join the Ray cluster at this address "
+                                             "instead of starting a local one."),
+          quiet: bool = _quiet_option()) -> None:
+    """Audit every subject of a sweep file (folders, hub ids, recipes × seeds) and write a leaderboard.
+
+    Each finished cell keeps its results under a key of subject + config, so running the sweep again into the
+    same --out runs only the cells not finished (failed or interrupted ones); a failing cell is recorded in its
+    cell.json and the others go on. Exit 0 when every cell finished, 1 when some failed, 2 bad input.
+    """
+    from audit.outputs import check_output_folder
+    from audit.sweep.executors import RayExecutor, run_local
+    from audit.sweep.run import prepare_sweep, run_sweep
+    from audit.sweep.spec import SweepSpecError, load_sweep_spec
+
+    if executor not in ("ray", "local"):
+        raise SweepSpecError(f"--executor {executor!r}: expected ray or local")
+    if address is not None and executor != "ray":
+        raise SweepSpecError(f"--address {address} joins a Ray cluster; it needs --executor ray")
+    check_output_folder(out)
+    spec = load_sweep_spec(sweep_file)
+    cells = prepare_sweep(spec, source=str(sweep_file))
+    run_cells = run_local
+    if executor == "ray":
+        ray_executor = RayExecutor(workers=workers, address=address, resources=spec.resources)
+        ray_executor.check()
+        run_cells = ray_executor.run
+    outcome = run_sweep(spec, cells, out, executor=run_cells, progress=_progress_reporter(quiet))
+    console.print(f"{len(outcome.ran)} cells run, {len(outcome.skipped)} finished before, "
+                  f"{len(outcome.failed)} failed")
+    for path in outcome.written.values():
+        _wrote(path)
+    raise typer.Exit(1 if outcome.failed else 0)
+
+
+@app.command()
+@_handles_errors
 def verify(results_json: Path = typer.Argument(..., help="A results.json written by `rai-audit run`."),
            model: Path | None = typer.Option(None, "--model", help="The audited model's folder (else its "
                                              "recorded path)."),

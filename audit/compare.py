@@ -63,7 +63,7 @@ def _direction(metric: Metric) -> float | None:
     return None
 
 
-def _badness(metric: Metric) -> float | None:
+def badness(metric: Metric) -> float | None:
     """A number where lower is better, for ranking: the value, its negation, or the distance to the target."""
     if metric.value is None:
         return None
@@ -88,9 +88,10 @@ def _paired_values(name: str, reference: ProbeResult, other: ProbeResult):
     return a, b
 
 
-def _test(reference: Metric, other: Metric, ref_probe: ProbeResult, other_probe: ProbeResult,
-          rng: np.random.Generator) -> tuple[float | None, str]:
-    """Two-sided p-value of the difference other − reference, and the method used."""
+def difference_test(reference: Metric, other: Metric, ref_probe: ProbeResult, other_probe: ProbeResult,
+                    rng: np.random.Generator) -> tuple[float | None, str]:
+    """Two-sided p-value of the difference other − reference, and the method used: the paired statistics of
+    ``rai-audit compare``, shared with the sweep leaderboard (``audit.sweep.leaderboard``)."""
     from probes.stats import mcnemar, paired_bootstrap_diff
 
     if reference.group is None:
@@ -109,12 +110,12 @@ def _test(reference: Metric, other: Metric, ref_probe: ProbeResult, other_probe:
     return float(2 * scipy_stats.norm.sf(abs(z))), "intervals (normal approx.)"
 
 
-def _call(reference: Metric, other: Metric, p_value: float | None) -> Call:
+def difference_call(reference: Metric, other: Metric, p_value: float | None) -> Call:
     if p_value is None or reference.value is None or other.value is None:
         return "not comparable"
     if p_value >= ALPHA:
         return "no significant difference"
-    bad_ref, bad_other = _badness(reference), _badness(other)
+    bad_ref, bad_other = badness(reference), badness(other)
     if bad_ref is None or bad_other is None:
         return "not comparable"
     return "better" if bad_other < bad_ref else "worse"
@@ -162,9 +163,9 @@ def compare_runs(runs: list[AuditResults], names: list[str] | None = None) -> Co
                     row.calls.append("not comparable")
                     row.methods.append("missing")
                     continue
-                p_value, method = _test(metric, other, probes[0], other_probe, rng)
+                p_value, method = difference_test(metric, other, probes[0], other_probe, rng)
                 row.p_values.append(p_value)
-                row.calls.append(_call(metric, other, p_value))
+                row.calls.append(difference_call(metric, other, p_value))
                 row.methods.append(method)
             if values[1] is not None and metric.value is not None and values[1].value is not None:
                 row.difference = values[1].value - metric.value
@@ -172,7 +173,7 @@ def compare_runs(runs: list[AuditResults], names: list[str] | None = None) -> Co
     leaderboard = []
     if len(runs) > 2:
         for row in rows:
-            scored = [(_badness(m), index) for index, m in enumerate(row.values) if m is not None]
+            scored = [(badness(m), index) for index, m in enumerate(row.values) if m is not None]
             if any(score is None for score, _ in scored):
                 continue
             leaderboard.append({"probe": row.probe, "metric": row.metric, "group": row.group,

@@ -110,16 +110,11 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
 
     Each stage's wall time is appended to ``stages`` (when given), marked ``reused`` for a cache hit.
     """
-    from audit.train.config import finetune_config_from_dict, load_pretrain_config, pretrain_config_from_dict
     from audit.train.finetune import run_finetune
     from audit.train.pretrain import pretrain
 
     stages = [] if stages is None else stages
-    if isinstance(recipe.pretrain, str):
-        pretrain_config = load_pretrain_config(recipe.pretrain)
-    else:
-        pretrain_config = pretrain_config_from_dict(recipe.pretrain, source="subject.train.pretrain")
-    finetune_config = finetune_config_from_dict(recipe.finetune, source="subject.train.finetune")
+    pretrain_config, finetune_config = recipe_configs(recipe)
 
     _check_datasets_before_training(pretrain_config, finetune_config, data_dir)
     pretrain_key, finetune_key = training_cache_keys(pretrain_config, finetune_config)
@@ -144,6 +139,17 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
             run_finetune(finetune_config, pretrained_dir, classifier_dir, data_dir=data_dir)
         stages.append(timed("fine-tuning", started))
     return classifier_dir
+
+
+def recipe_configs(recipe: TrainRecipe):
+    """The recipe's validated pretraining and fine-tuning configs; a bad key or value fails in one line."""
+    from audit.train.config import finetune_config_from_dict, load_pretrain_config, pretrain_config_from_dict
+
+    if isinstance(recipe.pretrain, str):
+        pretrain_config = load_pretrain_config(recipe.pretrain)
+    else:
+        pretrain_config = pretrain_config_from_dict(recipe.pretrain, source="subject.train.pretrain")
+    return pretrain_config, finetune_config_from_dict(recipe.finetune, source="subject.train.finetune")
 
 
 def timed(stage: Stage, started: float, **fields: Any) -> StageTiming:
@@ -193,8 +199,10 @@ def resolve_subject(config: AuditConfig, *, progress: ProgressReporter = SILENT,
 
 
 def check_subject(config: AuditConfig) -> None:
-    """A subject model folder (or hub model: fetched here) and task file that cannot be used fail here, in one
-    line, before any work."""
+    """A subject model folder (or hub model: fetched here), task file or training recipe that cannot be used
+    fails here, in one line, before any work."""
+    if config.subject.train is not None:
+        recipe_configs(config.subject.train)
     if config.subject.model is not None:
         model_dir, hub = locate_model(config.subject.model, revision=config.subject.revision)
         model = hub if hub is not None else model_dir

@@ -166,3 +166,9 @@ def render_compare_html(comparison: Any) -> str:
     """The comparison report for ``rai-audit compare`` (see audit.compare.Comparison)."""
     template = _environment().get_template("compare.html.j2")
     return template.render(comparison=comparison)
+
+
+def render_leaderboard_html(leaderboard: Any) -> str:
+    """The sweep leaderboard for ``rai-audit sweep`` (see audit.sweep.leaderboard.Leaderboard)."""
+    template = _environment().get_template("leaderboard.html.j2")
+    return template.render(board=leaderboard)

@@ -1,0 +1,105 @@
+"""The cells of a sweep, where each keeps its results, and running one.
+
+A cell's key is a digest of its audit config (subject as named — folder path, hub id or seeded recipe — probes,
+settings, seed, threads): ``DIR/cells/<subject>[-seed<S>]-<key>/`` holds ``cell.json`` (status, error, time) and,
+once the cell finished, its ``results.json``, ``report.html`` and ``junit.xml``. A cell whose record says ``ok``
+under the same key is finished and is skipped by a rerun; a failed or interrupted one runs again. A model folder
+rewritten in place under the same path keeps its key: a rerun reuses its old results (use a new --out).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from audit.config import AuditConfig
+from audit.results import json_sha256
+
+CELLS_FOLDER = "cells"
+CELL_RECORD = "cell.json"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One audit of the grid: a subject (and, for a recipe, one seed) under the sweep's probe configuration."""
+
+    subject: str
+    seed: int | None
+    config: AuditConfig
+
+    @property
+    def key(self) -> str:
+        return json_sha256(self.config.model_dump(mode="json"))[:12]
+
+    @property
+    def pretraining(self) -> str | None:
+        """The cell's pretraining recipe (a digest), shared through the training cache by cells that name the same."""
+        if self.config.subject.train is None:
+            return None
+        return json_sha256({"pretrain": self.config.subject.train.model_dump(mode="json")["pretrain"]})
+
+    @property
+    def label(self) -> str:
+        return self.subject if self.seed is None else f"{self.subject}/seed={self.seed}"
+
+    def folder(self, out_dir: Path) -> Path:
+        suffix = "" if self.seed is None else f"-seed{self.seed}"
+        return Path(out_dir) / CELLS_FOLDER / f"{self.subject}{suffix}-{self.key}"
+
+
+def read_cell_record(folder: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads((folder / CELL_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def is_finished(cell: Cell, out_dir: Path) -> bool:
+    """The cell's record says ok under this key and its results.json is there."""
+    folder = cell.folder(out_dir)
+    record = read_cell_record(folder)
+    return (record is not None and record.get("status") == "ok" and record.get("key") == cell.key
+            and (folder / "results.json").is_file())
+
+
+def run_cell(config_json: dict[str, Any], folder: str, key: str, label: str) -> dict[str, Any]:
+    """Audit one cell and write its outputs and record into ``folder``; the record is returned.
+
+    Runs in a Ray worker or in-process (plain arguments, so that Ray ships them as they are). An exception from
+    the audit becomes an error record: one failing cell never stops the others. Interrupts are not caught.
+    """
+    from audit.config import AuditConfig
+    from audit.outputs import write_atomic, write_run_outputs
+    from audit.runner import run_audit
+
+    folder_path = Path(folder)
+    started = time.perf_counter()
+    record: dict[str, Any] = {"cell": label, "key": key}
+    try:
+        results = run_audit(AuditConfig.model_validate(config_json), command=f"rai-audit sweep (cell {label})")
+        write_run_outputs(results, folder_path)
+        errored = [probe.probe for probe in results.probes if probe.status == "error"]
+        record.update(status="ok", run_id=results.run.id, probes_in_error=errored)
+    except Exception as error:  # noqa: BLE001  (recorded: the sweep goes on with the other cells)
+        record.update(status="error", error=f"{type(error).__name__}: {error}".splitlines()[0],
+                      traceback=traceback.format_exc())
+    record["duration_s"] = round(time.perf_counter() - started, 3)
+    write_atomic(folder_path / CELL_RECORD, json.dumps(record, indent=2, sort_keys=True))
+    return record
+
+
+def build_cells(spec, *, source: str) -> list[Cell]:
+    """Every cell of the grid, in the sweep file's order (a recipe's seeds in the order given)."""
+    from audit.sweep.spec import cell_config
+
+    cells = []
+    for subject in spec.subjects:
+        for seed in subject.seeds or [None]:
+            cells.append(Cell(subject=subject.name, seed=seed,
+                              config=cell_config(spec, subject, seed, source=source)))
+    return cells
