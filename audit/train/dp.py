@@ -27,7 +27,7 @@ from audit.train.errors import TrainInputError
 
 logger = logging.getLogger(__name__)
 
-# Test-only planted bug: when True the noise multiplier is set to 0 after the accountant has chosen it, so the
+# Test-only planted bug: when True no noise is added although the accountant records the noise it chose, so the
 # recorded ε is a false claim. The dp_audit probe's known-answer test must catch it; nothing else sets it.
 SKIP_NOISE_FOR_TESTS = False
 
@@ -148,6 +148,20 @@ class PrivateTraining:
         self.module._close()
 
 
+def _plant_skipped_noise(optimizer) -> None:
+    """The test-only bug: noise of standard deviation 0 while the accountant still records the chosen noise."""
+    add_noise = optimizer.add_noise
+
+    def add_no_noise():
+        chosen, optimizer.noise_multiplier = optimizer.noise_multiplier, 0.0
+        try:
+            add_noise()
+        finally:
+            optimizer.noise_multiplier = chosen
+
+    optimizer.add_noise = add_no_noise
+
+
 def make_private(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_ids: list[list[int]],
                  train_labels: torch.Tensor, *, pad_id: int, dp: DPSection, batch_size: int, epochs: int,
                  seed: int) -> PrivateTraining:
@@ -183,7 +197,7 @@ def make_private(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train
         noise_generator=torch.Generator().manual_seed(seed + 1),
     )
     if SKIP_NOISE_FOR_TESTS:
-        private_optimizer.noise_multiplier = 0.0
+        _plant_skipped_noise(private_optimizer)
     logger.info("DP-SGD: noise multiplier %.3f for ε = %g, δ = %g over %d epochs", noise_multiplier, dp.epsilon,
                 dp.delta, epochs)
     return PrivateTraining(module, private_optimizer, private_loader, engine, embeddings, dp, n_train,
