@@ -164,6 +164,16 @@ class ScenarioSection(_Strict):
     seed: int = 0
 
 
+class AuditCanarySection(_Strict):
+    """Canaries for the ``dp_audit`` probe (Steinke, Nasr & Jagielski, NeurIPS 2023): ``count`` crafted texts of
+    ``length`` random words from the training texts, each with a random label and each put into the training set
+    with probability 1/2; the coin flips are recorded as split membership ("train" or "canary_out")."""
+
+    count: int = Field(200, ge=2)
+    length: int = Field(8, ge=1)
+    seed: int = 0
+
+
 class FinetuneDataSection(_Strict):
     """The classification dataset: a catalog name or path, or the calibration scenario.
 
@@ -187,12 +197,25 @@ class FinetuneDataSection(_Strict):
     test_fraction: float = Field(0.2, gt=0.0, lt=0.5)
     split_seed: int = 0
     max_examples: int | None = Field(None, gt=0)
+    audit_canaries: AuditCanarySection | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> FinetuneDataSection:
         if self.dataset is not None and self.scenario is not None:
             raise ValueError("give either dataset or scenario, not both")
         return self
+
+
+class DPSection(_Strict):
+    """Differentially private fine-tuning with DP-SGD (Abadi et al., CCS 2016) through opacus: per-example
+    gradients clipped to ``max_grad_norm``, Gaussian noise with the multiplier the accountant picks so that the
+    planned epochs reach (``epsilon``, ``delta``), Poisson sampling of batches (expected size ``batch_size``).
+    ``delta`` must be below 1/n for n training examples (checked when the data are known)."""
+
+    epsilon: float = Field(gt=0.0)
+    delta: float = Field(1e-5, gt=0.0, lt=1.0)
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    accountant: Literal["rdp", "prv"] = "rdp"
 
 
 class FinetuneConfig(_Strict):
@@ -226,6 +249,7 @@ class FinetuneConfig(_Strict):
     classifier_dropout: float = Field(0.1, ge=0.0, lt=1.0)
     hidden_dropout_prob: float | None = Field(0.1, ge=0.0, lt=1.0)  # None keeps the pretrained model's setting
     precision: Literal["auto", "bf16", "fp32"] = "auto"
+    dp: DPSection | None = None  # None: ordinary (non-private) fine-tuning
 
 
 # ----------------------------------------------------------------------------------------------- loading

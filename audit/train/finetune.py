@@ -33,8 +33,10 @@ from audit.data.task import SPLIT_ALIASES, SPLITS, LabelledExample, TaskData, la
 from audit.model_folder import load_tokenizer
 from audit.outputs import give_folder_ordinary_modes
 from audit.progress import ProgressTask, current_reporter
+from audit.train.audit_canaries import is_canary, with_audit_canaries
 from audit.train.checkpoint import verify_model_dir
 from audit.train.config import FinetuneConfig, FinetuneDataSection
+from audit.train.dp import check_dp_settings
 from audit.train.errors import FinetuneDataError, TrainInputError, finite_loss
 from audit.train.masking import _mix, step_generator
 from audit.train.precision import resolved_precision, use_bf16
@@ -98,20 +100,22 @@ def finetune_classifier(
     overrides: dict[str, Any] = {"num_labels": num_labels, "classifier_dropout": config.classifier_dropout}
     if config.hidden_dropout_prob is not None:
         overrides["hidden_dropout_prob"] = config.hidden_dropout_prob
-    bf16 = use_bf16(config.precision, hidden_size=_hidden_size(pretrained_dir))
+    # opacus' per-example gradients run in fp32: DP-SGD clips and noises exact per-example norms
+    bf16 = use_bf16(config.precision, hidden_size=_hidden_size(pretrained_dir)) and config.dp is None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_mix(seed, _STREAM_INIT))
         model = AutoModelForSequenceClassification.from_pretrained(
             pretrained_dir, use_safetensors=True, trust_remote_code=False, **overrides
         )
         with current_reporter().task("fine-tuning", unit="steps") as shown:
-            history, best_state, best_epoch, best_f1 = _train_loop(
+            history, best_state, best_epoch, best_f1, dp_record = _train_loop(
                 model, tokenizer, train_ids, train_labels, validation_ids, validation_labels, config, seed=seed,
                 bf16=bf16, shown=shown,
             )
     model.load_state_dict(best_state)
     model.eval()
-    return FinetuneOutcome(model, tokenizer, history, best_epoch, best_f1, n_truncated, max_length)
+    extra = {"dp": dp_record} if dp_record is not None else {}
+    return FinetuneOutcome(model, tokenizer, history, best_epoch, best_f1, n_truncated, max_length, extra)
 
 
 def _hidden_size(model_dir: Path) -> int | None:
@@ -131,34 +135,63 @@ def effective_max_length(model_dir: Path, requested: int) -> int:
 def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, validation_labels, config, *, seed, bf16,
                 shown: ProgressTask):
     pad_id = tokenizer.pad_token_id
-    n = len(train_ids)
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    optimizer = _optimizer(model, config)
+    private = None
+    if config.dp is not None:
+        from audit.train.dp import make_private
+
+        model.train()  # opacus validates a model in training mode
+        private = make_private(model, optimizer, train_ids, train_labels, pad_id=pad_id, dp=config.dp,
+                               batch_size=config.batch_size, epochs=config.epochs, seed=_mix(seed, _STREAM_SHUFFLE))
+        optimizer, steps_per_epoch = private.optimizer, private.steps_per_epoch
+    else:
+        steps_per_epoch = math.ceil(len(train_ids) / config.batch_size)
+    try:
+        return _steps(model, private, optimizer, train_ids, train_labels, validation_ids, validation_labels, config,
+                      steps_per_epoch=steps_per_epoch, pad_id=pad_id, seed=seed, bf16=bf16, shown=shown)
+    finally:
+        if private is not None:
+            private.close()
+
+
+def _epoch_batches(train_ids, train_labels, config, *, pad_id, seed, epoch):
+    """Shuffled, length-bucketed batches of one epoch: (input_ids, attention_mask, labels)."""
+    lengths = [len(ids) for ids in train_ids]
+    for chosen in _length_bucketed_batches(lengths, config.batch_size,
+                                           step_generator(seed, epoch, stream=_STREAM_SHUFFLE)):
+        yield (*pad_batch([train_ids[i] for i in chosen], pad_id), train_labels[chosen])
+
+
+def _steps(model, private, optimizer, train_ids, train_labels, validation_ids, validation_labels, config, *,
+           steps_per_epoch, pad_id, seed, bf16, shown: ProgressTask):
+    """The epochs of training with evaluations and early stopping; ``private`` (DP-SGD) draws Poisson batches,
+    clips per example and adds noise in ``optimizer.step``, so the global gradient clipping is not applied."""
     total_steps = steps_per_epoch * config.epochs
     shown.update(total=total_steps)
     eval_points = {
         min(steps_per_epoch, round(steps_per_epoch * (k + 1) / config.evals_per_epoch))
         for k in range(config.evals_per_epoch)
     }
-    optimizer = _optimizer(model, config)
+    forward = private.module if private is not None else model
     history: list[dict[str, Any]] = []
     best_f1, best_epoch, best_state, stale = -1.0, 0.0, None, 0
     step, window_loss, window_steps = 0, 0.0, 0
     model.train()
-    lengths = [len(ids) for ids in train_ids]
     for epoch in range(config.epochs):
-        batches = _length_bucketed_batches(lengths, config.batch_size,
-                                           step_generator(seed, epoch, stream=_STREAM_SHUFFLE))
-        for batch_index, chosen in enumerate(batches):
-            input_ids, attention_mask = pad_batch([train_ids[i] for i in chosen], pad_id)
+        batches = private.batches() if private is not None else _epoch_batches(
+            train_ids, train_labels, config, pad_id=pad_id, seed=seed, epoch=epoch)
+        for batch_index, (input_ids, attention_mask, labels) in enumerate(batches):
             rate = _linear_schedule(step, total_steps, config)
             for group in optimizer.param_groups:
                 group["lr"] = rate * group["lr_scale"]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = model(input_ids, attention_mask=attention_mask, labels=train_labels[chosen]).loss
+                output = forward(input_ids, attention_mask=attention_mask, labels=labels)
+            # An empty Poisson batch still takes a (noise-only) step; its mean loss is undefined.
+            loss = output.loss if len(labels) else output.logits.sum()
             step_loss = finite_loss(float(loss.detach()), stage="fine-tuning", step=step + 1,
-                                    learning_rate=config.learning_rate)
+                                    learning_rate=config.learning_rate) if len(labels) else 0.0
             loss.backward()
-            if config.grad_clip is not None:
+            if config.grad_clip is not None and private is None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -190,10 +223,14 @@ def _train_loop(model, tokenizer, train_ids, train_labels, validation_ids, valid
             else:
                 stale += 1
                 if stale >= config.patience:
-                    return history, best_state, best_epoch, best_f1
+                    return history, best_state, best_epoch, best_f1, _dp_record(private)
     if config.keep == "last":
         best_state = copy.deepcopy(model.state_dict())
-    return history, best_state, best_epoch, best_f1
+    return history, best_state, best_epoch, best_f1, _dp_record(private)
+
+
+def _dp_record(private) -> dict[str, Any] | None:
+    return private.record() if private is not None else None
 
 
 def _status(epoch: int, epochs: int, history: list[dict[str, Any]]) -> str:
@@ -350,6 +387,10 @@ def run_finetune(config: FinetuneConfig, from_dir: str | Path, out_dir: str | Pa
         raise TrainInputError(f"output directory {out_dir} already exists and is not empty; choose a new --out")
     from_dir = verify_model_dir(from_dir)
     task = build_task(config.data, data_dir=data_dir)
+    if config.data.audit_canaries is not None:
+        task = with_audit_canaries(task, config.data.audit_canaries)
+    if config.dp is not None:
+        check_dp_settings(config.dp, n_train=len(task.split("train")))
     outcome = finetune_classifier(
         from_dir, task.split("train"), task.split("validation"), config, seed=config.seed,
         num_labels=len(task.label_names),
@@ -390,6 +431,9 @@ def run_finetune(config: FinetuneConfig, from_dir: str | Path, out_dir: str | Pa
             "best_validation_macro_f1": outcome.best_validation_macro_f1,
             "history": outcome.history,
             "metrics": {"test": metrics},
+            # the accountant's record of a DP-SGD fine-tuning (audit.train.dp); None = not private
+            "dp": outcome.extra.get("dp"),
+            "audit_canaries": _canary_record(task, config),
             "test_predictions": [
                 {"id": example.id, "label": int(example.label), "prediction": int(prediction),
                  "probabilities": [round(float(p), 6) for p in row]}
@@ -405,6 +449,14 @@ def run_finetune(config: FinetuneConfig, from_dir: str | Path, out_dir: str | Pa
         shutil.rmtree(work, ignore_errors=True)
         raise
     return out_dir
+
+
+def _canary_record(task: TaskData, config: FinetuneConfig) -> dict[str, Any] | None:
+    section = config.data.audit_canaries
+    if section is None:
+        return None
+    included = sum(1 for example in task.split("train") if is_canary(example))
+    return {**section.model_dump(mode="json"), "included": included}
 
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> dict[str, Any]:

@@ -1,0 +1,223 @@
+"""Does a differential-privacy claim hold? An empirical lower bound on ε from canaries, set against the claim.
+
+Method: Steinke, Nasr & Jagielski, "Privacy Auditing with One (1) Training Run", NeurIPS 2023. Fine-tuning with
+``data.audit_canaries`` adds m crafted texts with random labels, each trained on with probability 1/2 (the coin
+flips are the task's split membership, see ``audit.train.audit_canaries``). After training, the model's
+log-probability of a canary's label is its score; the auditor guesses "included" for the k/2 highest scores,
+"excluded" for the k/2 lowest, and abstains on the rest. The number of right guesses gives an ε that the run
+cannot have had at 95% confidence (``dp_bounds.one_run_epsilon_lower_bound``); several guess counts are tried
+with a Bonferroni correction, so the reported maximum keeps its confidence.
+
+Direction: **a lower bound is better** — and it must never exceed the claimed ε (the accountant's ε recorded in
+finetune.json): a bound above the claim means the training (or its accounting) is not as private as claimed.
+A bound below the claim does not prove the claim (an audit only ever shows leakage, never its absence), and one
+run with m canaries cannot reach large ε: with all guesses right, the bound grows only like log(m).
+Without DP the bound shows how much the canaries leak.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+from sklearn.metrics import f1_score
+
+from audit.results import Figure, Finding, Metric, ProbeResult, Table
+from probes.base import NO_GROUP, Probe, ProbeConfig, ProbeContext, ProbeSkipped, declare, register
+from probes.privacy import attacks
+from probes.privacy.dp_bounds import one_run_epsilon_lower_bound
+
+CANARY_PREFIX = "canary-"  # as audit.train.audit_canaries writes them
+EXCLUDED_SPLIT = "canary_out"
+DEFAULT_DELTA = 1e-5
+
+
+@register
+class DPAuditProbe(Probe):
+    """Empirical ε lower bound from canaries in one training run (Steinke, Nasr & Jagielski, NeurIPS 2023), set
+    against the claimed ε. Lower is better; above the claim is a violated privacy claim."""
+
+    name = "dp_audit"
+    version = "1"
+    family = "privacy"
+    citation = (
+        "Steinke, Nasr & Jagielski, Privacy Auditing with One (1) Training Run, NeurIPS 2023; Jagielski, Ullman & "
+        "Oprea, Auditing Differentially Private Machine Learning, NeurIPS 2020"
+    )
+    description = "Empirical ε lower bound from canaries (one-run audit) against the claimed DP ε"
+    needs = frozenset({"classifier", "task"})
+    how_to_read = (
+        "Canaries — made-up texts with random labels — were each trained on with probability 1/2. An attacker "
+        "guesses which ones were, from how confidently the model predicts their labels. Many right guesses prove "
+        "that the model leaks: 'ε ≥ 2.1 at 95% confidence' means no training with ε below 2.1 could plausibly "
+        "have let the attacker do that well. If the model claims differential privacy, the lower bound must stay "
+        "below the claimed ε; above it, the claim is false. A bound below the claim is consistent with it but "
+        "does not prove it."
+    )
+    metrics = declare(dict.fromkeys((
+        "epsilon_lower_bound", "claimed_epsilon", "epsilon_lower_bound_minus_claimed", "canary_auc",
+        "guess_accuracy", "test_macro_f1", "test_macro_f1_without_dp", "utility_cost_macro_f1",
+    ), NO_GROUP))
+
+    class Config(ProbeConfig):
+        guess_fractions: list[float] = Field(
+            default_factory=lambda: [0.1, 0.2, 0.5, 1.0],
+            description="guesses k as fractions of the m canaries (half 'in', half 'out'); Bonferroni over them",
+        )
+        confidence: float = Field(0.95, gt=0.5, lt=1.0)
+        delta: float | None = Field(None, ge=0.0, lt=1.0, description="default: the DP record's δ, else 1e-5")
+        claimed_epsilon: float | None = Field(None, gt=0.0, description="default: the accountant's ε")
+        compare_without_dp: bool = Field(
+            False, description="fine-tune the same recipe without DP to measure the utility cost (one more model)")
+
+    def run(self, ctx: ProbeContext) -> ProbeResult:
+        config = self.config
+        canaries = [e for e in ctx.task.examples
+                    if e.id.startswith(CANARY_PREFIX) and e.split in ("train", EXCLUDED_SPLIT)]
+        included = np.array([e.split == "train" for e in canaries], dtype=bool)
+        if len(canaries) < 2 or included.all() or not included.any():
+            raise ProbeSkipped(
+                "no audit canaries with both outcomes in the task; fine-tune with data.audit_canaries "
+                "(e.g. { count = 200 }) to audit a privacy claim"
+            )
+        record = _dp_record(ctx)
+        claimed = config.claimed_epsilon if config.claimed_epsilon is not None else (
+            record.get("epsilon") if record else None)
+        if claimed is not None and not math.isfinite(claimed):
+            claimed = None  # an accountant that spent an unbounded ε claims nothing
+        delta = config.delta if config.delta is not None else (record.get("delta") if record else DEFAULT_DELTA)
+
+        logits = ctx.subject.logits([e.text for e in canaries])
+        scores = attacks.true_class_log_prob(logits, np.array([e.label for e in canaries]))
+        guesses = self._guesses(scores, included, delta)
+        best = max(guesses, key=lambda row: row["bound"])
+        auc = float(attacks.roc_auc(scores[included], scores[~included]))
+
+        metrics = [
+            Metric(name="epsilon_lower_bound", value=best["bound"], higher_is_better=False, n=len(canaries),
+                   description=f"ε lower bound at {config.confidence:.0%} confidence (δ = {delta:g})"),
+            Metric(name="canary_auc", value=auc, higher_is_better=False, n=len(canaries),
+                   description="ROC AUC of canary scores, included vs excluded (0.5 = chance)"),
+            Metric(name="guess_accuracy", value=best["right"] / best["guesses"], higher_is_better=False,
+                   n=best["guesses"], description="right guesses of the best guess count"),
+        ]
+        if claimed is not None:
+            metrics += [
+                Metric(name="claimed_epsilon", value=float(claimed), higher_is_better=False),
+                Metric(name="epsilon_lower_bound_minus_claimed", value=best["bound"] - float(claimed),
+                       higher_is_better=False, description="above 0: the DP claim is violated"),
+            ]
+        warnings: list[str] = []
+        metrics += self._utility(ctx, record, warnings)
+        return self.new_result(
+            metrics=metrics,
+            tables=[self._table(guesses, len(canaries), int(included.sum()), delta)],
+            figures=[_roc_figure(scores, included)],
+            findings=[self._finding(best, claimed, delta, len(canaries))],
+            warnings=warnings,
+            per_example={"example_ids": [e.id for e in canaries], "member": [bool(v) for v in included],
+                         "score": [float(f"{v:.6g}") for v in scores]},
+        )
+
+    def _guesses(self, scores, included, delta) -> list[dict]:
+        """For each guess count k: top k/2 scores guessed in, bottom k/2 out; right guesses and the ε bound at the
+        Bonferroni-corrected confidence."""
+        m = len(scores)
+        order = np.argsort(-scores, kind="stable")
+        counts = sorted({min(m - m % 2, max(2, 2 * round(fraction * m / 2))) for fraction in
+                         self.config.guess_fractions})
+        confidence = 1 - (1 - self.config.confidence) / len(counts)
+        rows = []
+        for k in counts:
+            right = int(included[order[: k // 2]].sum() + (~included[order[m - k // 2:]]).sum())
+            rows.append({"guesses": k, "right": right,
+                         "bound": one_run_epsilon_lower_bound(m=m, r=k, v=right, delta=delta, confidence=confidence)})
+        return rows
+
+    def _utility(self, ctx: ProbeContext, record, warnings: list[str]) -> list[Metric]:
+        """Macro-F1 on the test split, and — when asked — of the same recipe fine-tuned without DP."""
+        test = ctx.task.split("test")
+        if not test:
+            return []
+        labels = np.array([e.label for e in test])
+        with_dp = _macro_f1(labels, ctx.subject.logits([e.text for e in test]))
+        metrics = [Metric(name="test_macro_f1", value=with_dp, higher_is_better=True, n=len(test))]
+        if not (self.config.compare_without_dp and record):
+            return metrics
+        if ctx.pretrained_dir is None or not ctx.finetune_recipe:
+            warnings.append("the recipe or pretrained model is unknown, so the utility cost of DP is not measured")
+            return metrics
+        without = _macro_f1(labels, _logits_without_dp(ctx, [e.text for e in test]))
+        metrics += [
+            Metric(name="test_macro_f1_without_dp", value=without, higher_is_better=True, n=len(test)),
+            Metric(name="utility_cost_macro_f1", value=without - with_dp, higher_is_better=False, n=len(test),
+                   description="macro-F1 lost to DP (same recipe, same seed, without dp)"),
+        ]
+        return metrics
+
+    def _finding(self, best, claimed, delta, m) -> Finding:
+        bound = best["bound"]
+        evidence = (f"{best['right']} of {best['guesses']} guesses about {m} canaries were right: ε ≥ {bound:.2f} "
+                    f"at {self.config.confidence:.0%} confidence (δ = {delta:g})")
+        if claimed is None:
+            return Finding(level="info", metric="epsilon_lower_bound",
+                           message=f"No differential-privacy claim recorded; {evidence}.")
+        if bound > claimed:
+            return Finding(level="fail", metric="epsilon_lower_bound_minus_claimed",
+                           message=f"The privacy claim ε = {claimed:.2f} is violated: {evidence}.")
+        return Finding(level="pass", metric="epsilon_lower_bound_minus_claimed",
+                       message=f"Consistent with the claimed ε = {claimed:.2f}: {evidence} (an audit can refute a "
+                       "claim, never prove it).")
+
+    @staticmethod
+    def _table(guesses, m, n_included, delta) -> Table:
+        return Table(
+            name="guesses", title="One-run audit: guesses and ε lower bounds",
+            columns=["guesses k", "right", "accuracy", "ε lower bound"],
+            rows=[[row["guesses"], row["right"], round(row["right"] / row["guesses"], 4), round(row["bound"], 4)]
+                  for row in guesses],
+            caption=f"{m} canaries, {n_included} included by coin flip; δ = {delta:g}; each bound at the "
+            "Bonferroni-corrected confidence so the largest keeps the stated one.",
+        )
+
+
+def _dp_record(ctx: ProbeContext) -> dict | None:
+    """finetune.json's ``dp`` record beside the audited classifier (None: not trained with DP)."""
+    from audit.model_folder import read_json_record
+
+    path = Path(getattr(ctx.subject, "path", "") or "") / "finetune.json"
+    if not path.is_file():
+        return None
+    record = read_json_record(path, "fine-tuning record").get("dp")
+    return record if isinstance(record, dict) else None
+
+
+def _macro_f1(labels: np.ndarray, logits: np.ndarray) -> float:
+    return float(f1_score(labels, np.argmax(logits, axis=-1), average="macro", zero_division=0))
+
+
+def _logits_without_dp(ctx: ProbeContext, texts: list[str]) -> np.ndarray:
+    from audit.train.config import finetune_config_from_dict
+    from audit.train.finetune import finetune_classifier
+    from probes.privacy.shadow import classifier_logits
+
+    recipe = {key: value for key, value in ctx.finetune_recipe.items() if key != "dp"}
+    config = finetune_config_from_dict(recipe, source="dp_audit: the recipe without dp")
+    with ctx.progress.task("dp_audit: the same recipe without DP", unit="model"):
+        outcome = finetune_classifier(ctx.pretrained_dir, ctx.task.split("train"), ctx.task.split("validation"),
+                                      config, seed=config.seed, num_labels=len(ctx.task.label_names))
+    return classifier_logits(outcome.model, outcome.tokenizer, texts, max_length=outcome.max_length)
+
+
+def _roc_figure(scores, included) -> Figure:
+    fpr, tpr = attacks.roc_on_log_grid(scores[included], scores[~included])
+    rounded = [[float(f"{value:.6g}") for value in values] for values in (fpr, tpr)]
+    return Figure(
+        name="roc", title="Canary membership ROC (log-log)", kind="roc",
+        data={"series": [{"label": "canary score", "x": rounded[0], "y": rounded[1]},
+                         {"label": "chance", "x": rounded[0], "y": rounded[0]}]},
+        x_label="false-positive rate", y_label="true-positive rate", log_scale=True,
+        caption="Included vs excluded canaries scored by the log-probability of their label.",
+    )
