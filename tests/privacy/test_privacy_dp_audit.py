@@ -154,7 +154,7 @@ def test_with_dp_the_bound_never_exceeds_the_accountant(dp_audits, epsilon):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="at these tiny sizes the no-noise run measured a bound of 0.57 against the "
+@pytest.mark.xfail(strict=True, reason="at these tiny sizes the no-noise run measured a bound of 0.57 against the "
                    "claimed 0.99 (seed 0, m = 100): the tiny model memorises too few canaries to refute ε = 1; "
                    "needs more canaries or a stronger memoriser (issue 22, left open)")
 def test_skipping_the_noise_is_caught_as_a_violated_claim(dp_audits):
