@@ -84,7 +84,7 @@ from probes.bias.common import (
     preference_finding,
     preference_level,
 )
-from probes.bias.competence import incompetence_reason, mark_inconclusive
+from probes.bias.competence import DEFAULT_MIN_COMPETENCE, incompetence_reason, mark_inconclusive
 from probes.bias.lm_scoring import (
     CAUSAL,
     MASKED,
@@ -352,6 +352,8 @@ class CrowsPairsProbe(Probe):
             "a pass needs the metric score's interval inside 50 ± this many points"))
         competence_pairs: int = Field(200, ge=0, description=(
             "nonsense pairs for the competence check (0: no check, the verdict then rests on the scores alone)"))
+        min_competence: float = Field(DEFAULT_MIN_COMPETENCE, ge=50.0, lt=100.0, description=(
+            "a decided verdict needs the competence score's interval above this (probes.bias.competence)"))
 
     def run(self, ctx: ProbeContext):
         config = self.config
@@ -381,7 +383,7 @@ class CrowsPairsProbe(Probe):
         return percentage_metric("competence_score", wins, rng=ctx.rng, n_bootstrap=self.config.n_bootstrap,
                                  confidence=self.config.confidence, target=None,
                                  description="% of sentences that score above their nonsense copy "
-                                             "(50 is chance; the verdict needs the interval above 50)")
+                                             "(50 is chance; a decided verdict needs the interval above min_competence)")
 
     def _result(self, ctx: ProbeContext, scores: PairScores, method: str, competence: Metric | None):
         config = self.config
@@ -427,7 +429,7 @@ class CrowsPairsProbe(Probe):
             metrics += self._difference_metrics(ctx, difference, bias_types)
         reason = None
         if competence is not None:
-            reason = incompetence_reason(competence, what="competence score")
+            reason = incompetence_reason(competence, what="competence score", minimum=config.min_competence)
             mark_inconclusive([m for m in metrics if m.name.endswith("_score") or m.name == "mean_ll_difference"],
                               reason)
             metrics.append(competence)

@@ -64,7 +64,7 @@ from probes.base import (
     register,
 )
 from probes.bias.common import bar_figure, dataset_rows, format_ci, preference_finding
-from probes.bias.competence import incompetence_reason, mark_inconclusive
+from probes.bias.competence import DEFAULT_MIN_COMPETENCE, incompetence_reason, mark_inconclusive
 from probes.bias.lm_scoring import (
     MASKED,
     Scoring,
@@ -298,6 +298,8 @@ class StereoSetProbe(Probe):
         scoring: Scoring = "auto"  # pin "pseudo-log-likelihood" (masked) or "log-likelihood" (causal) to compare runs
         equivalence_margin: float = Field(5.0, gt=0.0, lt=50.0, description=(
             "a pass needs the stereotype score's interval inside 50 ± this many points"))
+        min_competence: float = Field(DEFAULT_MIN_COMPETENCE, ge=50.0, lt=100.0, description=(
+            "a decided verdict needs the competence score's interval above this (probes.bias.competence)"))
 
     def declared_metrics(self):
         if self.config.intersentence:
@@ -336,7 +338,7 @@ class StereoSetProbe(Probe):
             task_metrics = self._task_metrics(ctx, task, items)
             lms = next(m for m in task_metrics if m.name == f"lms_{task}" and m.group is None)
             mark_inconclusive([m for m in task_metrics if not m.name.startswith("lms_")],
-                              incompetence_reason(lms, what="LMS"))
+                              incompetence_reason(lms, what="LMS", minimum=self.config.min_competence))
             metrics += task_metrics
             tables.append(self._table(task, task_metrics))
             figures.append(bar_figure(

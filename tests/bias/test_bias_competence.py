@@ -49,8 +49,8 @@ def _run(subject, crows_settings=(), **settings):
 
 def test_fluent_model_gets_decided_verdicts(planted_subjects):
     crows, stereoset = _run(planted_subjects["planted"])
-    assert crows.metric("competence_score").ci_low > 50
-    assert stereoset.metric("lms_intrasentence").ci_low > 50
+    assert crows.metric("competence_score").ci_low > 60
+    assert stereoset.metric("lms_intrasentence").ci_low > 60
     # the planted 90% association: both benchmarks' intervals lie wholly above 55
     assert [f.level for f in crows.findings[:1] + stereoset.findings] == ["fail", "fail"]
     assert crows.metric("metric_score").inconclusive_reason is None
@@ -94,3 +94,19 @@ def test_nonsense_pairs_replace_only_the_differing_words():
         changed = [index for index, (a, b) in enumerate(zip(meaningful, nonsense)) if a != b]
         assert changed == [1], pair  # the group word of "the {g} are {a} ." and the other templates
         assert meaningful[1] in (GROUP_A, GROUP_B) and nonsense[1] not in meaningful
+
+
+def test_competence_must_clear_the_minimum_not_merely_chance():
+    """Hand cases: an interval just above chance (the default audit's demo encoder measured LMS 53.7 [51.7, 55.8])
+    is not competence; one wholly above the minimum is; the minimum is a setting."""
+    from audit.results import Metric
+    from probes.bias.competence import incompetence_reason
+
+    def score(value, low, high):
+        return Metric(name="lms", value=value, ci_low=low, ci_high=high, n=100)
+
+    assert "LMS 53.7 [51.7, 55.8]" in incompetence_reason(score(53.7, 51.7, 55.8), what="LMS")
+    assert "above 60" in incompetence_reason(score(63.0, 59.0, 67.0), what="LMS")
+    assert incompetence_reason(score(70.0, 65.0, 75.0), what="LMS") is None
+    assert incompetence_reason(score(53.7, 51.7, 55.8), what="LMS", minimum=50.0) is None
+    assert incompetence_reason(Metric(name="lms", value=None, n=0), what="LMS") is not None
