@@ -1,7 +1,7 @@
 """Every shipped example policy gates the real probes' results: each rule finds its probe, metric and group.
 
 The probes the policies name run for real (small settings) on a tiny classifier of ours fine-tuned on nothing,
-with the calibration scenario as its task (the default audit's task): the metric names and group labels are the
+with the calibration scenario as its task (the default audit's task, plus dp_audit's canaries): the metric names and group labels are the
 ones the probes write, not ones a test copied from the policy.
 """
 
@@ -20,6 +20,8 @@ from audit.data.scenarios import make_calibration_scenario
 from audit.gate import evaluate_policy, load_policy
 from audit.model import AuditTransformerForSequenceClassification
 from audit.results import AuditResults, RunInfo
+from audit.train.audit_canaries import with_audit_canaries
+from audit.train.config import AuditCanarySection
 from audit.subject import ModelUnderAudit
 from probes.base import ProbeContext, derive_seed, get_probe
 
@@ -29,6 +31,8 @@ FAST_SETTINGS = {
     "group_metrics": {"n_resamples": 50},
     "counterfactual": {"n_bootstrap": 50, "max_examples": 60},
     "membership": {"attacks": ["loss"], "n_reference_models": 0, "n_bootstrap": 50},
+    # a claim to check: this model was not trained with DP, so it has no accountant's ε of its own
+    "dp_audit": {"claimed_epsilon": 8.0},
 }
 
 
@@ -46,7 +50,9 @@ def real_probe_results(tmp_path_factory) -> AuditResults:
         torch.manual_seed(0)
         model = AuditTransformerForSequenceClassification(ours_config(num_labels=2)).eval()
     directory = save(model, build_tokenizer(), tmp_path_factory.mktemp("example-policies") / "classifier")
-    task = make_calibration_scenario(n_examples=200, bias_strength=0.5, seed=0)
+    # audit canaries (as `finetune` adds them with data.audit_canaries) so that dp_audit has something to score
+    task = with_audit_canaries(make_calibration_scenario(n_examples=200, bias_strength=0.5, seed=0),
+                               AuditCanarySection(count=20))
     task.save(directory)
     subject = ModelUnderAudit.from_pretrained(directory)
     probes = []
