@@ -21,7 +21,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# the repository first: tests/ holds a folder named `reports` that would otherwise shadow the package
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "tests")]
 from tiny_models import build_tokenizer, ours_config, save
 
 from audit.data.scenarios import make_calibration_scenario
