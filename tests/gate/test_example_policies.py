@@ -20,9 +20,9 @@ from audit.data.scenarios import make_calibration_scenario
 from audit.gate import evaluate_policy, load_policy
 from audit.model import AuditTransformerForSequenceClassification
 from audit.results import AuditResults, RunInfo
+from audit.subject import ModelUnderAudit
 from audit.train.audit_canaries import with_audit_canaries
 from audit.train.config import AuditCanarySection
-from audit.subject import ModelUnderAudit
 from probes.base import ProbeContext, derive_seed, get_probe
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
