@@ -163,30 +163,28 @@ SEED_CSV_COLUMNS = ("probe", "metric", "group", "first", "second", "difference",
                     "method")
 
 
-def leaderboard_csv(board: Leaderboard) -> str:
+def _csv_text(columns: tuple[str, ...], rows) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for metric_board in board.boards:
-        for row in metric_board.rows:
-            m = row.metric
-            writer.writerow([metric_board.probe, metric_board.metric, metric_board.group or "", row.cell,
-                             row.subject, _cell(row.seed), _cell(m.value), _cell(m.ci_low), _cell(m.ci_high),
-                             _cell(row.rank), _cell(row.rank_low), _cell(row.rank_high), metric_board.rank_method,
-                             _cell(row.difference), _cell(row.p_value), _cell(row.p_holm), row.call, row.method])
+    writer.writerow(columns)
+    writer.writerows(rows)
     return out.getvalue()
+
+
+def leaderboard_csv(board: Leaderboard) -> str:
+    return _csv_text(CSV_COLUMNS, (
+        [metric_board.probe, metric_board.metric, metric_board.group or "", row.cell, row.subject, _cell(row.seed),
+         _cell(row.metric.value), _cell(row.metric.ci_low), _cell(row.metric.ci_high), _cell(row.rank),
+         _cell(row.rank_low), _cell(row.rank_high), metric_board.rank_method, _cell(row.difference),
+         _cell(row.p_value), _cell(row.p_holm), row.call, row.method]
+        for metric_board in board.boards for row in metric_board.rows))
 
 
 def seed_variance_csv(board: Leaderboard) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SEED_CSV_COLUMNS)
-    for metric_board in board.boards:
-        for test in metric_board.recipe_tests:
-            writer.writerow([metric_board.probe, metric_board.metric, metric_board.group or "", test.first,
-                             test.second, _cell(test.difference), _cell(test.p_value), _cell(test.p_holm),
-                             test.verdict, board.seed_method])
-    return out.getvalue()
+    return _csv_text(SEED_CSV_COLUMNS, (
+        [metric_board.probe, metric_board.metric, metric_board.group or "", test.first, test.second,
+         _cell(test.difference), _cell(test.p_value), _cell(test.p_holm), test.verdict, board.seed_method]
+        for metric_board in board.boards for test in metric_board.recipe_tests))
 
 
 def _cell(value) -> str:
