@@ -57,3 +57,18 @@ def equivalence_note(band: Band, confidence: float) -> str:
     """What a pass means, for a finding's message: the band and the level of the two one-sided tests."""
     return (f"acceptable band {band.describe()}; a pass needs the whole {confidence:.0%} interval inside it: "
             f"two one-sided tests at α = {(1 - confidence) / 2:.3g} each")
+
+
+def chance_auc_verdict(auc, *, margin: float, separated: str) -> tuple[Outcome, str] | None:
+    """The verdict on "no attack beats chance" for a membership-inference AUC metric (0.5 = chance; lower is
+    better): pass when its interval lies at most 0.5 + ``margin``, inconclusive when it reaches across; None when it
+    lies wholly above (the caller reports the leak). ``separated`` names what the attack tells apart, e.g. "members
+    from non-members"."""
+    band = Band(None, 0.5 + margin)
+    outcome = equivalence_outcome(auc.ci_low, auc.ci_high, band)
+    if outcome == "fail":
+        return None
+    verdict = (f"no attack tells {separated} by more than chance allows" if outcome == "pass"
+               else "the interval reaches across the acceptable band; these data cannot tell")
+    return outcome, (f"Best attack AUC {auc.value:.3f} (95% CI {auc.ci_low:.3f}–{auc.ci_high:.3f}; 0.5 is chance): "
+                     f"{verdict} ({equivalence_note(band, 0.95)}).")

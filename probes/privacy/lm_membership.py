@@ -51,7 +51,7 @@ from probes.base import (
 )
 from probes.privacy import attacks
 from probes.privacy.pretraining_documents import balanced_sample, load_membership_documents
-from probes.verdicts import Band, equivalence_note, equivalence_outcome
+from probes.verdicts import chance_auc_verdict
 
 ATTACKS = ("loss", "zlib", "min_k", "reference")
 ATTACK_LABELS = {"loss": "Loss", "zlib": "zlib ratio", "min_k": "Min-K% Prob", "reference": "Reference model"}
@@ -262,14 +262,10 @@ class LanguageModelMembershipProbe(Probe):
     def _findings(self, evaluations, best_auc, n_out) -> list[Finding]:
         config = self.config
         auc = evaluations[best_auc].auc
-        band = Band(None, 0.5 + config.chance_auc_margin)
-        outcome = equivalence_outcome(auc.ci_low, auc.ci_high, band)
-        if outcome != "fail":
-            findings = [Finding(level=outcome, metric="max_auc", message=(
-                f"Best attack AUC {auc.value:.3f} (95% CI {auc.ci_low:.3f}–{auc.ci_high:.3f}; 0.5 is chance): "
-                + ("no attack tells pretraining documents from held-out ones by more than chance allows"
-                   if outcome == "pass" else "the interval reaches across the acceptable band; these data cannot "
-                   "tell") + f" ({equivalence_note(band, 0.95)})."))]
+        verdict = chance_auc_verdict(auc, margin=config.chance_auc_margin,
+                                     separated="pretraining documents from held-out ones")
+        if verdict is not None:
+            findings = [Finding(level=verdict[0], metric="max_auc", message=verdict[1])]
         else:
             findings = [Finding(level="warn" if auc.value >= config.warn_auc else "info", metric="max_auc", message=(
                 f"The {ATTACK_LABELS[best_auc]} attack tells pretraining documents from held-out ones with AUC "

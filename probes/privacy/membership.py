@@ -35,7 +35,7 @@ from probes.base import (
 from probes.privacy import attacks
 from probes.privacy.executors import ExecutorError, make_executor
 from probes.privacy.shadow import make_shadow_jobs, train_shadow_models
-from probes.verdicts import Band, equivalence_note, equivalence_outcome
+from probes.verdicts import chance_auc_verdict
 
 AttackName = Literal["loss", "lira_online", "lira_offline", "rmia", "rmia_offline"]
 REFERENCE_ATTACKS = {"lira_online", "lira_offline", "rmia", "rmia_offline"}
@@ -418,16 +418,9 @@ class MembershipInferenceProbe(Probe):
             )
         ]
         auc = evaluations[best_auc].auc
-        band = Band(None, 0.5 + config.chance_auc_margin)
-        outcome = equivalence_outcome(auc.ci_low, auc.ci_high, band)
-        if outcome != "fail":
-            message = (
-                f"Best attack AUC {auc.value:.3f} (95% CI {auc.ci_low:.3f}–{auc.ci_high:.3f}; 0.5 is chance): "
-                + ("no attack separates members from non-members by more than chance allows"
-                   if outcome == "pass" else "the interval reaches across the acceptable band; these data cannot "
-                   "tell") + f" ({equivalence_note(band, 0.95)})."
-            )
-            auc_level = outcome
+        verdict = chance_auc_verdict(auc, margin=config.chance_auc_margin, separated="members from non-members")
+        if verdict is not None:
+            auc_level, message = verdict
         else:
             message = (
                 f"The strongest attack ({ATTACK_LABELS[best_auc]}) tells members from non-members with AUC "

@@ -75,3 +75,17 @@ def test_minimum_detectable_difference_hand_figures():
     """Worked by hand: 100 vs 100 at 50%: (1.95996 + 0.84162) · sqrt(0.25 · 0.02) = 2.80158 · 0.070711 = 0.19810."""
     assert minimum_detectable_difference(100, 100, 0.5) == pytest.approx(0.19810, abs=5e-5)
     assert math.isinf(minimum_detectable_difference(0, 10, 0.5))
+
+
+def test_chance_auc_verdict_passes_inside_the_margin_and_says_nothing_about_a_leak():
+    from audit.results import Metric
+    from probes.verdicts import chance_auc_verdict
+
+    def auc(low, high):
+        return Metric(name="max_auc", value=(low + high) / 2, ci_low=low, ci_high=high, n=200)
+
+    level, message = chance_auc_verdict(auc(0.46, 0.54), margin=0.05, separated="members from non-members")
+    assert level == "pass" and "no attack tells members from non-members" in message and "at most 0.55" in message
+    level, message = chance_auc_verdict(auc(0.50, 0.58), margin=0.05, separated="members from non-members")
+    assert level == "inconclusive" and "cannot tell" in message
+    assert chance_auc_verdict(auc(0.56, 0.64), margin=0.05, separated="members from non-members") is None
