@@ -34,13 +34,14 @@ class SweepOutcome:
 
 def prepare_sweep(spec: SweepSpec, *, source: str) -> list[Cell]:
     """Every cell's config built and its probes and subject checked: bad input fails here, before any work."""
+    from audit.hub import hub_model
     from audit.runner import check_subject, select_probes
 
     cells = build_cells(spec, source=source)
     select_probes(cells[0].config)  # every cell shares the probe configuration
     for cell in cells:
         model = cell.config.subject.model
-        if model is None or Path(model).expanduser().exists():  # a hub id is resolved when its cell runs
+        if model is None or hub_model(model) is None:  # a hub id is resolved when its cell runs
             try:
                 check_subject(cell.config)
             except InputError as error:
@@ -70,14 +71,18 @@ def run_sweep(spec: SweepSpec, cells: list[Cell], out_dir: Path, *, executor: Ex
 
 def write_leaderboard(spec: SweepSpec, cells: list[Cell], out_dir: Path) -> dict[str, Path]:
     from audit.outputs import write_atomic
-    from audit.results import load_results
+    from audit.results import ResultsFileError, load_results
     from audit.sweep.leaderboard import FinishedCell, build_leaderboard, leaderboard_csv, seed_variance_csv
     from reports import render_leaderboard_html
 
     finished, failed = [], []
     for cell in cells:
         if is_finished(cell, out_dir):
-            results = load_results(cell.folder(out_dir) / "results.json")
+            try:
+                results = load_results(cell.folder(out_dir) / "results.json")
+            except ResultsFileError as error:  # edited or truncated since the cell ran: listed, not fatal
+                failed.append({"cell": cell.label, "error": str(error)})
+                continue
             finished.append(FinishedCell(label=cell.label, subject=cell.subject, seed=cell.seed, results=results))
         else:
             record = read_cell_record(cell.folder(out_dir)) or {"cell": cell.label, "error": "did not run"}

@@ -43,6 +43,8 @@ def four_models(tmp_path, tiny_classifier_dir) -> dict[str, Path]:
     ("[[subjects]]\nname = 'x'\nmodel = 'm'\n[[subjects]]\nname = 'x'\nmodel = 'n'\n", "x repeats"),
     ("[[subjects]]\nname = 'x'\ntrain = {finetune = {epochs = 0}}\nseeds = [1]\n", "epochs"),
     ("[probes]\nrun = ['no_such_probe']\n[[subjects]]\nname = 'x'\nmodel = 'm'\n", "no_such_probe"),
+    # a missing folder path is no hub id: refused up front, not left to fail as a cell after the others' work
+    ("[[subjects]]\nname = 'x'\nmodel = 'runs/missing/model'\n", "subject x"),
 ])
 def test_bad_sweep_files_fail_in_one_line_before_any_work(tmp_path, no_work, text, expected):
     sweep_file = tmp_path / "sweep.toml"
@@ -80,6 +82,14 @@ def test_an_interrupted_sweep_runs_only_the_missing_cells(tmp_path, four_models,
 
     calls.clear()
     assert run_sweep(spec, cells, out, executor=executors.run_local).ran == [] and calls == []
+
+    # a finished cell's results.json truncated afterwards: the leaderboard is still written and lists it
+    results_file = cells[1].folder(out) / "results.json"
+    results_file.write_text(results_file.read_text()[:100])
+    run_sweep(spec, cells, out, executor=executors.run_local)
+    rows = (out / LEADERBOARD_CSV).read_text().splitlines()
+    assert {row.split(",")[3] for row in rows[1:]} == {"a", "c", "d"}
+    assert "results.json" in (out / LEADERBOARD_HTML).read_text()
 
 
 def test_local_executor_records_a_failing_cell_and_needs_no_ray(tmp_path, four_models, monkeypatch):
