@@ -21,16 +21,13 @@ import math
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
-from sklearn.metrics import f1_score
+from pydantic import Field, field_validator
 
 from audit.results import Figure, Finding, Metric, ProbeResult, Table
 from probes.base import NO_GROUP, Probe, ProbeConfig, ProbeContext, ProbeSkipped, declare, register
 from probes.privacy import attacks
 from probes.privacy.dp_bounds import one_run_epsilon_lower_bound
 
-CANARY_PREFIX = "canary-"  # as audit.train.audit_canaries writes them
-EXCLUDED_SPLIT = "canary_out"
 DEFAULT_DELTA = 1e-5
 
 
@@ -72,10 +69,18 @@ class DPAuditProbe(Probe):
         compare_without_dp: bool = Field(
             False, description="fine-tune the same recipe without DP to measure the utility cost (one more model)")
 
+        @field_validator("guess_fractions")
+        @classmethod
+        def _fractions_of_the_canaries(cls, fractions: list[float]) -> list[float]:
+            if not fractions or not all(0.0 < fraction <= 1.0 for fraction in fractions):
+                raise ValueError(f"expected one or more fractions in (0, 1], got {fractions}")
+            return fractions
+
     def run(self, ctx: ProbeContext) -> ProbeResult:
         config = self.config
-        canaries = [e for e in ctx.task.examples
-                    if e.id.startswith(CANARY_PREFIX) and e.split in ("train", EXCLUDED_SPLIT)]
+        from audit.train.audit_canaries import is_canary
+
+        canaries = [e for e in ctx.task.examples if is_canary(e)]
         included = np.array([e.split == "train" for e in canaries], dtype=bool)
         if len(canaries) < 2 or included.all() or not included.any():
             raise ProbeSkipped(
@@ -83,11 +88,11 @@ class DPAuditProbe(Probe):
                 "(e.g. { count = 200 }) to audit a privacy claim"
             )
         record = _dp_record(ctx)
-        claimed = config.claimed_epsilon if config.claimed_epsilon is not None else (
-            record.get("epsilon") if record else None)
-        if claimed is not None and not math.isfinite(claimed):
-            claimed = None  # an accountant that spent an unbounded ε claims nothing
-        delta = config.delta if config.delta is not None else (record.get("delta") if record else DEFAULT_DELTA)
+        claimed = config.claimed_epsilon if config.claimed_epsilon is not None else _finite(record, "epsilon")
+        # an accountant that spent an unbounded ε claims nothing; a record without a usable δ gets the default
+        delta = config.delta if config.delta is not None else _finite(record, "delta")
+        if delta is None or not 0.0 <= delta < 1.0:
+            delta = DEFAULT_DELTA
 
         logits = ctx.subject.logits([e.text for e in canaries])
         scores = attacks.true_class_log_prob(logits, np.array([e.label for e in canaries]))
@@ -142,14 +147,14 @@ class DPAuditProbe(Probe):
         if not test:
             return []
         labels = np.array([e.label for e in test])
-        with_dp = _macro_f1(labels, ctx.subject.logits([e.text for e in test]))
+        with_dp = _macro_f1(labels, ctx.subject.logits([e.text for e in test]), ctx.task.label_names)
         metrics = [Metric(name="test_macro_f1", value=with_dp, higher_is_better=True, n=len(test))]
         if not (self.config.compare_without_dp and record):
             return metrics
         if ctx.pretrained_dir is None or not ctx.finetune_recipe:
             warnings.append("the recipe or pretrained model is unknown, so the utility cost of DP is not measured")
             return metrics
-        without = _macro_f1(labels, _logits_without_dp(ctx, [e.text for e in test]))
+        without = _macro_f1(labels, _logits_without_dp(ctx, [e.text for e in test]), ctx.task.label_names)
         metrics += [
             Metric(name="test_macro_f1_without_dp", value=without, higher_is_better=True, n=len(test)),
             Metric(name="utility_cost_macro_f1", value=without - with_dp, higher_is_better=False, n=len(test),
@@ -194,8 +199,19 @@ def _dp_record(ctx: ProbeContext) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _macro_f1(labels: np.ndarray, logits: np.ndarray) -> float:
-    return float(f1_score(labels, np.argmax(logits, axis=-1), average="macro", zero_division=0))
+def _finite(record: dict | None, key: str) -> float | None:
+    """``record[key]`` when it is a finite number, else None (no record, no key, or a value that is none)."""
+    value = (record or {}).get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _macro_f1(labels: np.ndarray, logits: np.ndarray, label_names: list[str]) -> float:
+    """Macro-F1 over every class of the task, as finetune.json reports it."""
+    from audit.train.finetune import classification_metrics
+
+    return float(classification_metrics(labels, np.argmax(logits, axis=-1), label_names)["macro_f1"])
 
 
 def _logits_without_dp(ctx: ProbeContext, texts: list[str]) -> np.ndarray:

@@ -79,6 +79,23 @@ def test_without_a_claim_the_bound_is_information(tmp_path):
     assert "epsilon_lower_bound_minus_claimed" not in {metric.name for metric in result.metrics}
 
 
+@pytest.mark.parametrize("claim", [{"epsilon": 1.0}, {"epsilon": "one", "delta": float("nan")},
+                                   {"epsilon": float("inf"), "delta": 2.0}])
+def test_a_dp_record_with_unusable_values_claims_nothing_it_cannot_and_takes_the_default_delta(tmp_path, claim):
+    """A record without δ, or with values that are no finite numbers, neither crashes the probe nor sets a claim."""
+    result = DPAuditProbe().run(_context(_canary_task(60), leak=0.99, tmp_path=tmp_path, claim=claim))
+    bound = result.metric("epsilon_lower_bound")
+    assert bound.value > 0 and "δ = 1e-05" in bound.description
+    expected_claim = claim["epsilon"] if isinstance(claim["epsilon"], float) and claim["epsilon"] < 10 else None
+    assert ("claimed_epsilon" in {metric.name for metric in result.metrics}) == (expected_claim is not None)
+
+
+@pytest.mark.parametrize("fractions", [[], [0.0], [1.5]])
+def test_guess_fractions_outside_zero_to_one_are_refused(fractions):
+    with pytest.raises(ValueError, match="fractions in"):
+        DPAuditProbe({"guess_fractions": fractions})
+
+
 def test_a_task_without_canaries_is_skipped(tmp_path):
     task = TaskData(name="t", label_names=["a", "b"], examples=[LabelledExample("x", "t", 0, "train")])
     with pytest.raises(ProbeSkipped, match="audit_canaries"):
