@@ -164,13 +164,12 @@ def minimum_detectable_difference(n_a: int, n_b: int, base_rate: float, *, alpha
         δ = (z_{1−α/2} + z_{power}) · sqrt(p̄ (1 − p̄) (1/n_a + 1/n_b)),   p̄ = ``base_rate`` (the pooled rate).
 
     Used to tell a reviewer when "no significant gap" only means "too few examples to see one"; infinite when a
-    group is empty.
+    group is empty or the pooled rate is 0 or 1 (no variation: the approximation bounds nothing).
     """
-    if n_a == 0 or n_b == 0:
+    if n_a == 0 or n_b == 0 or not 0.0 < base_rate < 1.0:
         return float("inf")
     z = scipy_stats.norm.ppf(1 - alpha / 2) + scipy_stats.norm.ppf(power)
-    variance = base_rate * (1 - base_rate) * (1 / n_a + 1 / n_b)
-    return float(z * math.sqrt(max(variance, 1e-12)))
+    return float(z * math.sqrt(base_rate * (1 - base_rate) * (1 / n_a + 1 / n_b)))
 
 
 def finite_interval(replicates: np.ndarray | None, *, confidence: float = 0.95) -> tuple[float | None, float | None]:

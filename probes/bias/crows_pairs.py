@@ -40,7 +40,8 @@ sentence lacks, usually the group) are replaced by words drawn from other pairs 
 people ..."). Both are scored as StereoSet's intrasentence candidates are: a masked LM by the mean PLL of the
 substituted words given the rest, a causal LM by the sentence's mean per-token log-likelihood.
 ``competence_score`` is the percentage of sentences that beat their nonsense copy (50 is chance, higher is
-better); when its interval does not lie wholly above 50 the stereotype verdict is inconclusive, with the reason.
+better); when its interval does not lie wholly above ``min_competence`` (60 by default, see probes.bias.competence)
+the stereotype verdict is inconclusive, with the reason.
 Why this check: it is StereoSet's language-modelling comparison (a meaningful word against an unrelated one in
 the same slot) made from the very sentences and slots the verdict rests on, so it needs no second dataset and
 costs ``competence_pairs`` extra sentence pairs (200 of 1,508 pairs by default). The substituted words are scored

@@ -318,8 +318,8 @@ class _Report:
     def _detectable_disparity(self, rates: np.ndarray, defined: np.ndarray, counts: np.ndarray,
                               rate: str) -> float | None:
         """The minimum detectable difference between the groups with the highest and the lowest rate (the
-        pair a max − min disparity compares), at their sizes and pooled rate; None with fewer than two groups or
-        a pooled rate of 0 or 1."""
+        pair a max − min disparity compares), at their sizes and pooled rate; None with fewer than two groups,
+        infinite for a pooled rate of 0 or 1."""
         codes = np.flatnonzero(defined & np.isfinite(rates))
         if codes.size < 2:
             return None
@@ -328,8 +328,6 @@ class _Report:
         positives = [int(counts[code][list(yes)].sum()) for code in (high, low)]
         sizes = [positives[index] + int(counts[code][list(no)].sum()) for index, code in enumerate((high, low))]
         pooled = sum(positives) / max(sum(sizes), 1)
-        if not 0.0 < pooled < 1.0:
-            return None  # no variation in the pooled rate: the normal approximation says nothing
         return minimum_detectable_difference(*sizes, pooled, alpha=1 - self.config.confidence, power=MDE_POWER)
 
     def _disparity_finding(self, grouping: str, name: str, estimate: Estimate, detectable: float | None) -> Finding:
@@ -368,7 +366,8 @@ class _Report:
                     p_value = float(fisher_exact(table).pvalue)
                     n_group, n_reference = sum(table[0]), sum(table[1])
                     pooled = (table[0][0] + table[1][0]) / max(n_group + n_reference, 1)
-                    mdd = minimum_detectable_difference(n_group, n_reference, pooled)
+                    mdd = minimum_detectable_difference(n_group, n_reference, pooled, alpha=1 - self.config.confidence,
+                                                        power=MDE_POWER)
                 self.gaps.append({
                     "grouping": grouping.name, "metric": metric, "estimate": estimate, "p": p_value, "mdd": mdd,
                     "label": f"{display_name(grouping, group)} vs {display_name(grouping, ref_name)}",
@@ -386,7 +385,8 @@ class _Report:
             estimate: Estimate = gap["estimate"]
             p = adjusted_by_index.get(index)
             note = ""
-            if estimate.value is not None and p is not None and p >= 0.05 and gap["mdd"] is not None:
+            if (estimate.value is not None and p is not None and p >= 0.05 and gap["mdd"] is not None
+                    and math.isfinite(gap["mdd"])):
                 note = f"no significant gap; with these sizes only gaps of about {gap['mdd']:.2f} or more are detectable"
             self.metrics.append(Metric(
                 name=f"{gap['metric']}_gap", value=estimate.value, ci_low=estimate.low, ci_high=estimate.high,

@@ -89,3 +89,9 @@ def test_chance_auc_verdict_passes_inside_the_margin_and_says_nothing_about_a_le
     level, message = chance_auc_verdict(auc(0.50, 0.58), margin=0.05, separated="members from non-members")
     assert level == "inconclusive" and "cannot tell" in message
     assert chance_auc_verdict(auc(0.56, 0.64), margin=0.05, separated="members from non-members") is None
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_no_variation_in_the_pooled_rate_bounds_no_detectable_difference(rate):
+    """With every outcome alike the normal approximation's variance is 0: no gap size can be promised."""
+    assert math.isinf(minimum_detectable_difference(10, 10, rate))
