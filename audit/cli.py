@@ -171,7 +171,7 @@ def run(
         config, model=model, task=str(task) if task is not None else None, probes=probes, quick=quick,
         overrides={"seed": seed, "threads": threads, "data_dir": str(data_dir) if data_dir else None})
     probe_list = select_probes(audit_config)  # unknown probes and out-of-range settings fail here, before any work
-    check_subject(audit_config)  # a model folder or task file that cannot be used, too
+    hub = check_subject(audit_config)  # a model folder or task file that cannot be used, too
     gate_policy = None
     if policy is not None:
         from audit.digests import external_file_digest
@@ -181,7 +181,8 @@ def run(
         check_rules_against_probes(gate_policy, probe_list)
         policy_digest = external_file_digest(policy)  # the rules as read, for the manifest
     progress = _progress_reporter(quiet)
-    results = run_audit(audit_config, progress=progress, command=" ".join(sys.argv), resume_from=out, fresh=fresh)
+    results = run_audit(audit_config, progress=progress, command=" ".join(sys.argv), resume_from=out, fresh=fresh,
+                        hub=hub)
     gate_error = None
     if gate_policy is not None:
         from audit.gate import evaluate_policy

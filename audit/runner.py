@@ -167,13 +167,17 @@ def _check_datasets_before_training(pretrain_config, finetune_config, data_dir: 
 
 
 def resolve_subject(config: AuditConfig, *, progress: ProgressReporter = SILENT,
-                    stages: list[StageTiming] | None = None) -> ResolvedSubject:
+                    stages: list[StageTiming] | None = None, hub: HubSnapshot | None = None) -> ResolvedSubject:
+    """The subject, trained or located. ``hub``: the snapshot ``check_subject`` fetched for this config's model,
+    used as it is (so that one run asks the hub once); without it a hub model is fetched here."""
     data_dir = Path(config.data_dir) if config.data_dir else None
-    hub = None
     if config.subject.train is not None:
+        hub = None
         cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
         model_dir = train_subject(config.subject.train, cache_dir=cache_dir, data_dir=data_dir, progress=progress,
                                   stages=stages)
+    elif hub is not None:
+        model_dir = hub.folder
     else:
         model_dir, hub = locate_model(config.subject.model, revision=config.subject.revision)
     record = None
@@ -198,9 +202,10 @@ def resolve_subject(config: AuditConfig, *, progress: ProgressReporter = SILENT,
                            canary_manifest=manifest if manifest.is_file() else None, finetune_record=record, hub=hub)
 
 
-def check_subject(config: AuditConfig) -> None:
+def check_subject(config: AuditConfig) -> HubSnapshot | None:
     """A subject model folder (or hub model: fetched here), task file or training recipe that cannot be used
-    fails here, in one line, before any work."""
+    fails here, in one line, before any work. Returns the hub snapshot fetched (None for a folder or recipe), for
+    ``run_audit(..., hub=)``."""
     if config.subject.train is not None:
         recipe_configs(config.subject.train)
     if config.subject.model is not None:
@@ -210,6 +215,8 @@ def check_subject(config: AuditConfig) -> None:
             task_from_file(config.subject.task, model)
         else:
             folder_kind_and_labels(model)
+        return hub
+    return None
 
 
 def task_from_file(path: str | Path, model: Path | HubSnapshot) -> TaskData:
@@ -239,13 +246,14 @@ def select_probes(config: AuditConfig) -> list[Probe]:
     return [get_probe(name)(config.probes.settings.get(name)) for name in chosen]
 
 
-def run_audit(config: AuditConfig, *, progress: ProgressReporter = SILENT,
-              command: str = "", resume_from: Path | None = None, fresh: bool = False) -> AuditResults:
+def run_audit(config: AuditConfig, *, progress: ProgressReporter = SILENT, command: str = "",
+              resume_from: Path | None = None, fresh: bool = False, hub: HubSnapshot | None = None) -> AuditResults:
     """Run every selected probe on the subject and return the results.
 
     With ``resume_from`` (the output folder) each finished probe's result is stored there as it finishes and a
     result stored by an interrupted run under the same key is reused instead of run again (``audit.probe_store``);
-    ``fresh`` clears what was stored first. Nothing else is written here. ``progress`` hears of every stage (and,
+    ``fresh`` clears what was stored first. ``hub``: the snapshot ``check_subject(config)`` returned, so that
+    the hub is not asked twice. Nothing else is written here. ``progress`` hears of every stage (and,
     as the ``current_reporter()`` meanwhile, of training steps and scoring passes inside them); the wall time of
     each stage is recorded in ``run.stages``.
     """
@@ -253,17 +261,17 @@ def run_audit(config: AuditConfig, *, progress: ProgressReporter = SILENT,
     n_stages = len(probes) + 1 + (2 if config.subject.train is not None else 0)  # (training,) loading, probes
     with reporting_to(progress), progress.task("audit", total=n_stages, unit="stages", eta=False) as whole:
         return _run(config, probes, progress=progress, whole=whole, command=command, resume_from=resume_from,
-                    fresh=fresh)
+                    fresh=fresh, hub=hub)
 
 
 def _run(config: AuditConfig, probes: list[Probe], *, progress: ProgressReporter, whole: ProgressTask,
-         command: str, resume_from: Path | None, fresh: bool) -> AuditResults:
+         command: str, resume_from: Path | None, fresh: bool, hub: HubSnapshot | None) -> AuditResults:
     started_at = datetime.now(timezone.utc)
     started = time.perf_counter()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     stages: list[StageTiming] = []
-    resolved = resolve_subject(config, progress=progress, stages=stages)
+    resolved = resolve_subject(config, progress=progress, stages=stages, hub=hub)
     whole.update(completed=len(stages))
     loading_started = time.perf_counter()
     with progress.task("loading the model"):

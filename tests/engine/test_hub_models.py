@@ -235,3 +235,24 @@ def test_a_task_file_labels_a_hub_classifier(tmp_path, cached_repo, classifier_v
     texts = [row.split(",")[0] for row in rows[1:]]
     expected = ModelUnderAudit.from_pretrained(classifier_versions["main"]).predict_proba(texts)[:, 1].mean()
     assert results["probes"][0]["metrics"][0]["value"] == pytest.approx(float(expected))
+
+
+@pytest.mark.usefixtures("engine_probes")
+def test_one_run_resolves_the_hub_snapshot_once(tmp_path, cached_repo, monkeypatch):
+    """The up-front subject check fetches the snapshot and the audit uses it, rather than asking the hub again
+    (each ask is a round trip online, and the branch could move in between)."""
+    import huggingface_hub
+
+    calls = []
+    real = huggingface_hub.snapshot_download
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", counting)
+    out = tmp_path / "out"
+    outcome = invoke("run", "--model", REPO, "--probes", "engine_constant", "--quick", "--quiet", "--out", out)
+    assert outcome.exit_code == 0, outcome.output
+    assert calls == [REPO]
+    assert json.loads((out / "results.json").read_text())["subject"]["hub"]["commit"] == MAIN_COMMIT
