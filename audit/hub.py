@@ -171,6 +171,8 @@ def _refuse_without_safetensors(snapshot: HubSnapshot, named: str) -> None:
     names = {path.name for path in snapshot.folder.iterdir()}
     if SINGLE_WEIGHTS in names or WEIGHTS_INDEX in names:
         return
+    # Never fetched here, but a cached snapshot can hold pickles another tool (transformers) downloaded into the
+    # shared cache, and offline or unreachable, huggingface_hub returns that snapshot folder as it is.
     pickled = sorted(path.name for pattern in PICKLE_PATTERNS for path in snapshot.folder.glob(pattern))
     held = f"only pickled weights ({', '.join(pickled)})" if pickled else "no safetensors weights"
     raise HubModelError(
@@ -184,12 +186,11 @@ def locate_model(model: str | Path | HubSnapshot, *, revision: str | None = None
     """(folder to load, the hub snapshot it is or None) for a model named as ``subject.model`` names it.
 
     A ``Path`` is always a local folder; a ``str`` follows the rule of the module docstring (a hub id is fetched
-    here); a ``HubSnapshot`` is already fetched. A local folder comes back as given, ``~`` expanded."""
+    here, at ``revision``: the config's ``subject.revision``); a ``HubSnapshot`` is already fetched. A local folder
+    comes back as given, ``~`` expanded."""
     if isinstance(model, HubSnapshot):
         return model.folder, model
     if isinstance(model, Path):
-        if revision is not None:
-            raise HubModelError(f"a revision ({revision!r}) applies to a hub model id, not to the folder {model}")
         return model.expanduser(), None
     requested = hub_model(model, revision=revision)
     if requested is None:

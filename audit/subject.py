@@ -349,16 +349,15 @@ class ModelUnderAudit:
     # -- loading -------------------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | HubSnapshot, *, revision: str | None = None,
+    def from_pretrained(cls, path: str | Path | HubSnapshot, *,
                         lm_path: str | Path | None = None, mlm_path: str | Path | None = None,
                         device: str | torch.device | None = None, max_length: int | None = None) -> ModelUnderAudit:
-        """Open a saved model directory, or a hub model (``"org/name[@revision]"`` or ``revision=``, see
-        ``audit.hub``). ``lm_path`` (or ``finetune.json``'s ``pretrained_from``) adds the masked or causal LM a
+        """Open a saved model directory, or a hub model (``"org/name[@revision]"``, see ``audit.hub``). ``lm_path`` (or ``finetune.json``'s ``pretrained_from``) adds the masked or causal LM a
         classifier came from, always a local folder (``mlm_path`` is the older name, for a masked LM only);
         ``device`` None → CUDA when available, else CPU."""
         if lm_path is not None and mlm_path is not None:
             raise SubjectLoadError("pass lm_path= or mlm_path=, not both (mlm_path is the older name of lm_path)")
-        directory, weight_files, snapshot = _checked_folder(path, revision=revision)
+        directory, weight_files, snapshot = _checked_folder(path)
         resolved_device = torch.device(device if device is not None else
                                        ("cuda" if torch.cuda.is_available() else "cpu"))
         if resolved_device.type == "cuda" and not torch.cuda.is_available():
@@ -792,23 +791,21 @@ def _language_model_of(wanted: str, kind: str, side_kind: str | None, model: Pre
     return None, None
 
 
-def folder_kind_and_labels(path: str | Path | HubSnapshot, *, revision: str | None = None
-                           ) -> tuple[str, list[str]]:
+def folder_kind_and_labels(path: str | Path | HubSnapshot) -> tuple[str, list[str]]:
     """What a model folder (or hub model, see ``from_pretrained``) holds ("classifier", "mlm", "causal-lm" or
     "encoder") and, for a classifier, its class names in index order. Reads ``config.json`` and the weights'
     headers only, so that inputs depending on them are checked before any weights load; a folder the loader would
     refuse (missing, pickled, no safetensors) is its one-line error."""
-    directory, _, _ = _checked_folder(path, revision=revision)
+    directory, _, _ = _checked_folder(path)
     config = load_config(directory)
     kind = _head_kind(_architectures(config))
     return kind, (_label_names(config) if kind == "classifier" else [])
 
 
-def _checked_folder(path: str | Path | HubSnapshot, *, revision: str | None
-                    ) -> tuple[Path, list[Path], HubSnapshot | None]:
+def _checked_folder(path: str | Path | HubSnapshot) -> tuple[Path, list[Path], HubSnapshot | None]:
     """(resolved folder, its safetensors weight files, the hub snapshot it is or None), the folder checked by
     ``safe_weight_files``; a hub model is fetched first."""
-    folder, snapshot = locate_model(path, revision=revision)
+    folder, snapshot = locate_model(path)
     directory = resolved_folder(folder)
     links_within = snapshot.repository_folder if snapshot is not None else None
     return directory, safe_weight_files(directory, links_within=links_within), snapshot
