@@ -40,6 +40,7 @@ class LeaderboardRow:
     rank: int | None = None
     rank_low: int | None = None
     rank_high: int | None = None
+    rank_undefined: int = 0  # resamples in which this cell's metric was undefined (left out of its interval)
     difference: float | None = None  # this cell minus the baseline
     p_value: float | None = None
     p_holm: float | None = None
@@ -55,6 +56,7 @@ class MetricBoard:
     direction: str
     rank_method: str
     rows: list[LeaderboardRow]
+    rank_draws: int = 0  # resamples behind the rank intervals
     spreads: list[SeedSpread] = field(default_factory=list)
     recipe_tests: list[RecipeDifference] = field(default_factory=list)
 
@@ -115,12 +117,14 @@ def build_leaderboard(cells: list[FinishedCell], *, baseline: str, failed: list[
                                 n_resamples=n_bootstrap)
         rank_method = ""
         if ranked is not None:
-            ranks, intervals, rank_method = ranked
-            for row, rank, (low, high) in zip(rows, ranks, intervals):
-                row.rank, row.rank_low, row.rank_high = rank, low, high
+            rank_method = ranked.method
+            for row, rank, (low, high), undefined in zip(rows, ranked.ranks, ranked.intervals,
+                                                         ranked.undefined_draws):
+                row.rank, row.rank_low, row.rank_high, row.rank_undefined = rank, low, high, undefined
         _test_against_baseline(rows, entries, baseline, rng)
         board = MetricBoard(probe=probe_name, metric=metric_name, group=group, direction=_direction(rows[0].metric),
-                            rank_method=rank_method, rows=sorted(rows, key=lambda r: (r.rank or len(rows) + 1)))
+                            rank_method=rank_method, rows=sorted(rows, key=lambda r: (r.rank or len(rows) + 1)),
+                            rank_draws=n_bootstrap if ranked is not None else 0)
         for recipe, seeds in (recipes or {}).items():
             values = {row.seed: row.metric.value for row in rows if row.subject == recipe}
             present = [seed for seed in seeds if seed in values]
@@ -157,8 +161,8 @@ def _test_against_baseline(rows: list[LeaderboardRow], entries, baseline: str, r
 
 
 CSV_COLUMNS = ("probe", "metric", "group", "cell", "subject", "seed", "value", "ci_low", "ci_high", "rank",
-               "rank_low", "rank_high", "rank_method", "difference_vs_baseline", "p_value", "p_holm",
-               "call_vs_baseline", "test_method")
+               "rank_low", "rank_high", "rank_method", "rank_undefined_draws", "difference_vs_baseline", "p_value",
+               "p_holm", "call_vs_baseline", "test_method")
 SEED_CSV_COLUMNS = ("probe", "metric", "group", "first", "second", "difference", "p_value", "p_holm", "verdict",
                     "method")
 
@@ -175,7 +179,8 @@ def leaderboard_csv(board: Leaderboard) -> str:
     return _csv_text(CSV_COLUMNS, (
         [metric_board.probe, metric_board.metric, metric_board.group or "", row.cell, row.subject, _cell(row.seed),
          _cell(row.metric.value), _cell(row.metric.ci_low), _cell(row.metric.ci_high), _cell(row.rank),
-         _cell(row.rank_low), _cell(row.rank_high), metric_board.rank_method, _cell(row.difference),
+         _cell(row.rank_low), _cell(row.rank_high), metric_board.rank_method,
+         _cell(row.rank_undefined if metric_board.rank_method else None), _cell(row.difference),
          _cell(row.p_value), _cell(row.p_holm), row.call, row.method]
         for metric_board in board.boards for row in metric_board.rows))
 

@@ -13,9 +13,16 @@ computed one of two ways, and the leaderboard says which:
 - **from intervals** — otherwise: each subject's value drawn from a normal with the stored value as mean and
   se = (ci_high − ci_low) / 3.92, independently across subjects. Subjects audited on the same examples are
   positively correlated, which this ignores, so these intervals are wider (more conservative) than paired ones.
+
+A resample in which a subject's metric is undefined (a rate gap whose group the resample missed) gives that subject
+no rank and leaves the others' ranks as they are among the defined ones; its interval is over the resamples in which
+it is defined, and the count of the others is reported.
 """
 
 from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -71,21 +78,30 @@ def _example_statistic(metric: Metric, probe: ProbeResult):
     return list(ids), gap
 
 
+class RankIntervals(NamedTuple):
+    ranks: list[int]  # point ranks, 1 = best
+    intervals: list[tuple[int, int]]  # 95% rank intervals
+    method: str  # BOOTSTRAP_METHOD or INTERVAL_METHOD
+    undefined_draws: list[int]  # per subject, the resamples in which its metric was undefined (no rank)
+
+
 def _ranks(badness: np.ndarray) -> np.ndarray:
-    """Ranks along the last axis, 1 = least bad; ties share the best rank; NaN ranks last."""
-    filled = np.where(np.isnan(badness), np.inf, badness)
-    return (filled[..., :, None] > filled[..., None, :]).sum(axis=-1) + 1
+    """Ranks along the last axis, 1 = least bad; ties share the best rank. An undefined (NaN) value has no rank
+    (NaN) and pushes no other down: a resample that misses a subject's group says nothing about its place."""
+    better = (badness[..., :, None] > badness[..., None, :]).sum(axis=-1) + 1.0  # NaN compares False
+    return np.where(np.isnan(badness), np.nan, better)
 
 
 def rank_intervals(metrics: list[Metric], probes: list[ProbeResult], *, rng: np.random.Generator,
-                   n_resamples: int = 2000) -> tuple[list[int], list[tuple[int, int]], str] | None:
-    """Point ranks, 95% rank intervals and the method, for subjects with these metrics (one per subject);
-    None when the metric has no better direction."""
+                   n_resamples: int = 2000) -> RankIntervals | None:
+    """Point ranks, 95% rank intervals (over the resamples in which a subject's metric is defined), the method
+    and the undefined resamples, for subjects with these metrics (one per subject); None when the metric has no
+    better direction."""
     values = np.asarray([metric.value for metric in metrics], dtype=float)
     point = _badness(values, metrics[0])
     if point is None:
         return None
-    ranks = _ranks(point)
+    ranks = _ranks(point)  # stored values are finite (audit.results), so every point rank is defined
     draws = _bootstrap_values(metrics, probes, rng=rng, n_resamples=n_resamples)
     method = BOOTSTRAP_METHOD
     if draws is None:
@@ -95,11 +111,14 @@ def rank_intervals(metrics: list[Metric], probes: list[ProbeResult], *, rng: np.
         draws = values + np.nan_to_num(widths, nan=np.inf) * rng.standard_normal((n_resamples, len(metrics)))
         draws = np.where(np.isfinite(widths), draws, np.nan)  # no interval: its rank is anywhere
     resampled = _ranks(_badness(draws, metrics[0]))
-    unknown = np.isnan(draws).all(axis=0)
-    low = np.where(unknown, 1, np.percentile(resampled, 2.5, axis=0, method="lower"))
-    high = np.where(unknown, len(metrics), np.percentile(resampled, 97.5, axis=0, method="higher"))
+    undefined = np.isnan(resampled).sum(axis=0)
+    unknown = undefined == n_resamples
+    with warnings.catch_warnings():  # an all-NaN column (no interval at all) is `unknown`, handled below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low = np.where(unknown, 1, np.nanpercentile(resampled, 2.5, axis=0, method="lower"))
+        high = np.where(unknown, len(metrics), np.nanpercentile(resampled, 97.5, axis=0, method="higher"))
     intervals = [(int(min(lo, rank)), int(max(hi, rank))) for lo, hi, rank in zip(low, high, ranks)]
-    return [int(rank) for rank in ranks], intervals, method
+    return RankIntervals([int(rank) for rank in ranks], intervals, method, [int(count) for count in undefined])
 
 
 def _bootstrap_values(metrics: list[Metric], probes: list[ProbeResult], *, rng: np.random.Generator,
