@@ -63,16 +63,26 @@ def _direction(metric: Metric) -> float | None:
     return None
 
 
-def badness(metric: Metric) -> float | None:
-    """A number where lower is better, for ranking: the value, its negation, or the distance to the target."""
-    if metric.value is None:
+def badness(metric: Metric, value: float | np.ndarray | None = None) -> float | np.ndarray | None:
+    """A number where lower is better, for ranking: the value, its negation, or the distance to the target; None
+    when the metric has no better direction. ``value``: what to score in the metric's direction instead of its
+    own value, e.g. an array of resampled values (scored elementwise, NaN staying NaN)."""
+    value = metric.value if value is None else value
+    if value is None:
         return None
     sign = _direction(metric)
     if sign is not None:
-        return -sign * metric.value
+        return -sign * value
     if metric.target is not None:
-        return abs(metric.value - metric.target)
+        return abs(value - metric.target)
     return None
+
+
+def direction_text(metric: Metric) -> str:
+    """Which way the metric is better, in words ("" when it has no better direction)."""
+    if metric.higher_is_better is not None:
+        return "higher is better" if metric.higher_is_better else "lower is better"
+    return f"closer to {metric.target:g}" if metric.target is not None else ""
 
 
 def _paired_values(name: str, reference: ProbeResult, other: ProbeResult):
@@ -154,9 +164,7 @@ def compare_runs(runs: list[AuditResults], names: list[str] | None = None) -> Co
             values = [next((m for m in p.metrics if m.name == metric.name and m.group == metric.group), None)
                       for p in probes]
             row = MetricComparison(probe=probe_name, metric=metric.name, group=metric.group, values=values)
-            row.direction = ("higher is better" if metric.higher_is_better else "lower is better"
-                             if metric.higher_is_better is False else
-                             f"closer to {metric.target:g}" if metric.target is not None else "")
+            row.direction = direction_text(metric)
             for other, other_probe in zip(values[1:], probes[1:]):
                 if other is None or metric.value is None or other.value is None:
                     row.p_values.append(None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from audit.compare import Call, difference_call, difference_test
+from audit.compare import Call, difference_call, difference_test, direction_text
 from audit.results import AuditResults, Metric
 from audit.sweep.ranks import rank_intervals
 from audit.sweep.seeds import METHOD as SEED_METHOD
@@ -70,14 +70,6 @@ class Leaderboard:
     seed_method: str = SEED_METHOD
 
 
-def _direction(metric: Metric) -> str:
-    if metric.higher_is_better is True:
-        return "higher is better"
-    if metric.higher_is_better is False:
-        return "lower is better"
-    return f"closer to {metric.target:g}" if metric.target is not None else ""
-
-
 def headline_keys(cells: list[FinishedCell], wanted: list[str] | None) -> list[tuple[str, str, str | None]]:
     """(probe, metric, group) of the leaderboard's metrics, in the order the cells report them."""
     keys: dict[tuple[str, str, str | None], None] = {}
@@ -122,7 +114,7 @@ def build_leaderboard(cells: list[FinishedCell], *, baseline: str, failed: list[
                                                          ranked.undefined_draws):
                 row.rank, row.rank_low, row.rank_high, row.rank_undefined = rank, low, high, undefined
         _test_against_baseline(rows, entries, baseline, rng)
-        board = MetricBoard(probe=probe_name, metric=metric_name, group=group, direction=_direction(rows[0].metric),
+        board = MetricBoard(probe=probe_name, metric=metric_name, group=group, direction=direction_text(rows[0].metric),
                             rank_method=rank_method, rows=sorted(rows, key=lambda r: (r.rank or len(rows) + 1)),
                             rank_draws=n_bootstrap if ranked is not None else 0)
         for recipe, seeds in (recipes or {}).items():

@@ -26,22 +26,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from audit.compare import badness
 from audit.results import Metric, ProbeResult
 
 BOOTSTRAP_METHOD = "bootstrap over examples"
 INTERVAL_METHOD = "normal draws from the 95% intervals"
 _RATE_COLUMNS = {"selection_rate_gap": "positive_prediction", "accuracy_gap": "correct"}
-
-
-def _badness(values: np.ndarray, metric: Metric) -> np.ndarray | None:
-    """Lower is better, elementwise (as ``audit.compare.badness``)."""
-    if metric.higher_is_better is True:
-        return -values
-    if metric.higher_is_better is False:
-        return values
-    if metric.target is not None:
-        return np.abs(values - metric.target)
-    return None
 
 
 def _example_statistic(metric: Metric, probe: ProbeResult):
@@ -85,11 +75,12 @@ class RankIntervals(NamedTuple):
     undefined_draws: list[int]  # per subject, the resamples in which its metric was undefined (no rank)
 
 
-def _ranks(badness: np.ndarray) -> np.ndarray:
-    """Ranks along the last axis, 1 = least bad; ties share the best rank. An undefined (NaN) value has no rank
-    (NaN) and pushes no other down: a resample that misses a subject's group says nothing about its place."""
-    better = (badness[..., :, None] > badness[..., None, :]).sum(axis=-1) + 1.0  # NaN compares False
-    return np.where(np.isnan(badness), np.nan, better)
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """Ranks of badness ``scores`` along the last axis, 1 = least bad; ties share the best rank. An undefined
+    (NaN) score has no rank (NaN) and pushes no other down: a resample that misses a subject's group says nothing
+    about its place."""
+    better = (scores[..., :, None] > scores[..., None, :]).sum(axis=-1) + 1.0  # NaN compares False
+    return np.where(np.isnan(scores), np.nan, better)
 
 
 def rank_intervals(metrics: list[Metric], probes: list[ProbeResult], *, rng: np.random.Generator,
@@ -98,7 +89,7 @@ def rank_intervals(metrics: list[Metric], probes: list[ProbeResult], *, rng: np.
     and the undefined resamples, for subjects with these metrics (one per subject); None when the metric has no
     better direction."""
     values = np.asarray([metric.value for metric in metrics], dtype=float)
-    point = _badness(values, metrics[0])
+    point = badness(metrics[0], values)
     if point is None:
         return None
     ranks = _ranks(point)  # stored values are finite (audit.results), so every point rank is defined
@@ -110,7 +101,7 @@ def rank_intervals(metrics: list[Metric], probes: list[ProbeResult], *, rng: np.
                              else np.nan for m in metrics])
         draws = values + np.nan_to_num(widths, nan=np.inf) * rng.standard_normal((n_resamples, len(metrics)))
         draws = np.where(np.isfinite(widths), draws, np.nan)  # no interval: its rank is anywhere
-    resampled = _ranks(_badness(draws, metrics[0]))
+    resampled = _ranks(badness(metrics[0], draws))
     undefined = np.isnan(resampled).sum(axis=0)
     unknown = undefined == n_resamples
     with warnings.catch_warnings():  # an all-NaN column (no interval at all) is `unknown`, handled below
