@@ -15,7 +15,7 @@ from typing import Any
 from audit.errors import InputError
 from audit.progress import SILENT, ProgressReporter
 from audit.sweep.cells import Cell, build_cells, is_finished, read_cell_record
-from audit.sweep.spec import SweepSpec, SweepSpecError
+from audit.sweep.spec import SweepSpec, SweepSpecError, check_leaderboard_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def prepare_sweep(spec: SweepSpec, *, source: str) -> list[Cell]:
     from audit.runner import check_subject, select_probes
 
     cells = build_cells(spec, source=source)
-    select_probes(cells[0].config)  # every cell shares the probe configuration
+    probes = select_probes(cells[0].config)  # every cell shares the probe configuration
+    check_leaderboard_metrics(spec, probes, source=source)
     for cell in cells:
         model = cell.config.subject.model
         if model is None or hub_model(model) is None:  # a hub id is resolved when its cell runs

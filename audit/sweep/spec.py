@@ -24,14 +24,18 @@ key, probe or setting fails in one line naming the sweep file.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audit.config import AuditConfig, AuditConfigError, ProbesSection, TrainRecipe, config_from_dict
 from audit.errors import InputError
 from audit.validation import describe_validation_error, read_toml_file
+
+if TYPE_CHECKING:
+    from probes.base import Probe
 
 
 class SweepSpecError(InputError):
@@ -109,6 +113,23 @@ class SweepSpec(_Strict):
     @property
     def baseline(self) -> str:
         return self.leaderboard.baseline or self.subjects[0].name
+
+
+def check_leaderboard_metrics(spec: SweepSpec, probes: Sequence[Probe], *, source: str) -> None:
+    """Each ``[leaderboard] metrics`` entry must name a probe the sweep runs (``probes``, as configured) and a
+    metric that probe declares; a name that matched nothing would be dropped from the leaderboard after all the
+    work. A probe that declares no metrics (a plug-in) cannot be checked before it runs."""
+    selected = {probe.name: probe for probe in probes}
+    for entry in spec.leaderboard.metrics or []:
+        probe_name, metric = entry.split(".", 1)
+        probe = selected.get(probe_name)
+        if probe is None:
+            raise SweepSpecError(f"{source}: leaderboard.metrics entry {entry!r} names probe {probe_name!r}, which "
+                                 f"the sweep does not run; expected one of probes.run: {', '.join(selected)}")
+        declared = probe.declared_metrics()
+        if declared is not None and metric not in declared:
+            raise SweepSpecError(f"{source}: leaderboard.metrics entry {entry!r}: probe {probe_name!r} declares no "
+                                 f"metric {metric!r}; its metrics: {', '.join(declared)}")
 
 
 def load_sweep_spec(path: str | Path) -> SweepSpec:

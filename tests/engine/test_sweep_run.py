@@ -45,12 +45,17 @@ def four_models(tmp_path, tiny_classifier_dir) -> dict[str, Path]:
     ("[probes]\nrun = ['no_such_probe']\n[[subjects]]\nname = 'x'\nmodel = 'm'\n", "no_such_probe"),
     # a missing folder path is no hub id: refused up front, not left to fail as a cell after the others' work
     ("[[subjects]]\nname = 'x'\nmodel = 'runs/missing/model'\n", "subject x"),
+    # leaderboard metrics the probes cannot write would be dropped from the leaderboard after all the work
+    (f"{PROBES}[leaderboard]\nmetrics = ['group_metrics.selection_gap']\n[[subjects]]\nname = 'x'\nmodel = 'm'\n",
+     ("sweep.toml", "'group_metrics.selection_gap'", "selection_rate_gap")),
+    (f"{PROBES}[leaderboard]\nmetrics = ['membership.auc']\n[[subjects]]\nname = 'x'\nmodel = 'm'\n",
+     ("sweep.toml", "'membership.auc'", "group_metrics")),
 ])
 def test_bad_sweep_files_fail_in_one_line_before_any_work(tmp_path, no_work, text, expected):
     sweep_file = tmp_path / "sweep.toml"
     sweep_file.write_text(text)
     outcome = invoke("sweep", sweep_file, "--out", tmp_path / "out", "--executor", "local")
-    assert_one_line_error(outcome, expected)
+    assert_one_line_error(outcome, *((expected,) if isinstance(expected, str) else expected))
     assert not (tmp_path / "out").exists()
 
 
