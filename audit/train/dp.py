@@ -27,17 +27,15 @@ from audit.train.errors import TrainInputError
 
 logger = logging.getLogger(__name__)
 
-# Test-only planted bug: when True no noise is added although the accountant records the noise it chose, so the
-# recorded ε is a false claim. The dp_audit probe's known-answer test must catch it; nothing else sets it.
-SKIP_NOISE_FOR_TESTS = False
-
-
 class DPSettingsError(TrainInputError):
     """A differential-privacy setting cannot give a meaningful guarantee, or opacus cannot train the model."""
 
 
 def check_dp_settings(dp: DPSection, *, n_train: int) -> None:
     """δ must be below 1/n: with δ ≥ 1/n, a mechanism that publishes a random training example is (0, δ)-DP."""
+    if n_train < 1:
+        raise DPSettingsError("differentially private fine-tuning needs training examples, got none; expected a "
+                              "dataset with a non-empty train split")
     if dp.delta >= 1.0 / n_train:
         raise DPSettingsError(
             f"dp.delta = {dp.delta:g} is not below 1/n = {1.0 / n_train:.3g} for n = {n_train} training examples; "
@@ -148,20 +146,6 @@ class PrivateTraining:
         self.module._close()
 
 
-def _plant_skipped_noise(optimizer) -> None:
-    """The test-only bug: noise of standard deviation 0 while the accountant still records the chosen noise."""
-    add_noise = optimizer.add_noise
-
-    def add_no_noise():
-        chosen, optimizer.noise_multiplier = optimizer.noise_multiplier, 0.0
-        try:
-            add_noise()
-        finally:
-            optimizer.noise_multiplier = chosen
-
-    optimizer.add_noise = add_no_noise
-
-
 def make_private(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train_ids: list[list[int]],
                  train_labels: torch.Tensor, *, pad_id: int, dp: DPSection, batch_size: int, epochs: int,
                  seed: int) -> PrivateTraining:
@@ -196,8 +180,6 @@ def make_private(model: torch.nn.Module, optimizer: torch.optim.Optimizer, train
         max_grad_norm=dp.max_grad_norm, poisson_sampling=True,
         noise_generator=torch.Generator().manual_seed(seed + 1),
     )
-    if SKIP_NOISE_FOR_TESTS:
-        _plant_skipped_noise(private_optimizer)
     logger.info("DP-SGD: noise multiplier %.3f for ε = %g, δ = %g over %d epochs", noise_multiplier, dp.epsilon,
                 dp.delta, epochs)
     return PrivateTraining(module, private_optimizer, private_loader, engine, embeddings, dp, n_train,

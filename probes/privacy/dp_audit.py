@@ -3,10 +3,18 @@
 Method: Steinke, Nasr & Jagielski, "Privacy Auditing with One (1) Training Run", NeurIPS 2023. Fine-tuning with
 ``data.audit_canaries`` adds m crafted texts with random labels, each trained on with probability 1/2 (the coin
 flips are the task's split membership, see ``audit.train.audit_canaries``). After training, the model's
-log-probability of a canary's label is its score; the auditor guesses "included" for the k/2 highest scores,
-"excluded" for the k/2 lowest, and abstains on the rest. The number of right guesses gives an ε that the run
-cannot have had at 95% confidence (``dp_bounds.one_run_epsilon_lower_bound``); several guess counts are tried
-with a Bonferroni correction, so the reported maximum keeps its confidence.
+log-probability of a canary's label is its score. For a guess count k the auditor guesses on k canaries and
+abstains on the rest, in one of three ways: "included" for the k/2 highest scores and "excluded" for the k/2
+lowest (``both``), "excluded" for the k lowest (``out``), or "included" for the k highest (``in``). The number of
+right guesses gives an ε that the run cannot have had at 95% confidence
+(``dp_bounds.one_run_epsilon_lower_bound``; the bound holds for any guesses that depend on the trained model alone,
+Steinke et al. §3); every guess count and side is tried with a Bonferroni correction, so the reported maximum keeps
+its confidence.
+
+Why one-sided guesses: a canary's random label agrees with what the model would predict from the task's own
+features about half the time. Such canaries score high whether or not they were trained on, so the top of the
+ranking mixes included canaries with excluded ones; the bottom does not — a canary whose label the model finds
+unlikely was, with high confidence, not trained on. Guessing "excluded" alone there makes every guess count.
 
 Direction: **a lower bound is better** — and it must never exceed the claimed ε (the accountant's ε recorded in
 finetune.json): a bound above the claim means the training (or its accounting) is not as private as claimed.
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -29,6 +38,7 @@ from probes.privacy import attacks
 from probes.privacy.dp_bounds import one_run_epsilon_lower_bound
 
 DEFAULT_DELTA = 1e-5
+_SIDE_NAMES = {"both": "half in, half out", "out": "all out", "in": "all in"}
 
 
 @register
@@ -61,7 +71,11 @@ class DPAuditProbe(Probe):
     class Config(ProbeConfig):
         guess_fractions: list[float] = Field(
             default_factory=lambda: [0.1, 0.2, 0.5, 1.0],
-            description="guesses k as fractions of the m canaries (half 'in', half 'out'); Bonferroni over them",
+            description="guesses k as fractions of the m canaries; Bonferroni over them and the sides",
+        )
+        guess_sides: list[Literal["both", "out", "in"]] = Field(
+            default_factory=lambda: ["both", "out"], min_length=1,
+            description="both: k/2 highest scores 'in' and k/2 lowest 'out'; out: k lowest 'out'; in: k highest 'in'",
         )
         confidence: float = Field(0.95, gt=0.5, lt=1.0)
         delta: float | None = Field(None, ge=0.0, lt=1.0, description="default: the DP record's δ, else 1e-5")
@@ -127,18 +141,21 @@ class DPAuditProbe(Probe):
         )
 
     def _guesses(self, scores, included, delta) -> list[dict]:
-        """For each guess count k: top k/2 scores guessed in, bottom k/2 out; right guesses and the ε bound at the
-        Bonferroni-corrected confidence."""
+        """For each guess count k and side: which canaries are guessed in and out (by score rank), how many guesses
+        are right, and the ε bound at the confidence Bonferroni-corrected over every count and side."""
         m = len(scores)
         order = np.argsort(-scores, kind="stable")
-        counts = sorted({min(m - m % 2, max(2, 2 * round(fraction * m / 2))) for fraction in
-                         self.config.guess_fractions})
-        confidence = 1 - (1 - self.config.confidence) / len(counts)
+        counts = sorted({min(m, max(2, 2 * round(fraction * m / 2))) for fraction in self.config.guess_fractions})
+        sides = list(dict.fromkeys(self.config.guess_sides))
+        confidence = 1 - (1 - self.config.confidence) / (len(counts) * len(sides))
         rows = []
-        for k in counts:
-            right = int(included[order[: k // 2]].sum() + (~included[order[m - k // 2:]]).sum())
-            rows.append({"guesses": k, "right": right,
-                         "bound": one_run_epsilon_lower_bound(m=m, r=k, v=right, delta=delta, confidence=confidence)})
+        for side in sides:
+            for k in counts:
+                n_in = {"both": k // 2, "out": 0, "in": k}[side]
+                n_out = k - n_in
+                right = int(included[order[:n_in]].sum() + (~included[order[m - n_out:]]).sum())
+                rows.append({"side": side, "guesses": n_in + n_out, "right": right, "bound": one_run_epsilon_lower_bound(
+                    m=m, r=n_in + n_out, v=right, delta=delta, confidence=confidence)})
         return rows
 
     def _utility(self, ctx: ProbeContext, record, warnings: list[str]) -> list[Metric]:
@@ -164,8 +181,8 @@ class DPAuditProbe(Probe):
 
     def _finding(self, best, claimed, delta, m) -> Finding:
         bound = best["bound"]
-        evidence = (f"{best['right']} of {best['guesses']} guesses about {m} canaries were right: ε ≥ {bound:.2f} "
-                    f"at {self.config.confidence:.0%} confidence (δ = {delta:g})")
+        evidence = (f"{best['right']} of {best['guesses']} guesses ({_SIDE_NAMES[best['side']]}) about {m} canaries "
+                    f"were right: ε ≥ {bound:.2f} at {self.config.confidence:.0%} confidence (δ = {delta:g})")
         if claimed is None:
             return Finding(level="info", metric="epsilon_lower_bound",
                            message=f"No differential-privacy claim recorded; {evidence}.")
@@ -180,9 +197,9 @@ class DPAuditProbe(Probe):
     def _table(guesses, m, n_included, delta) -> Table:
         return Table(
             name="guesses", title="One-run audit: guesses and ε lower bounds",
-            columns=["guesses k", "right", "accuracy", "ε lower bound"],
-            rows=[[row["guesses"], row["right"], round(row["right"] / row["guesses"], 4), round(row["bound"], 4)]
-                  for row in guesses],
+            columns=["guessed", "guesses k", "right", "accuracy", "ε lower bound"],
+            rows=[[_SIDE_NAMES[row["side"]], row["guesses"], row["right"], round(row["right"] / row["guesses"], 4),
+                   round(row["bound"], 4)] for row in guesses],
             caption=f"{m} canaries, {n_included} included by coin flip; δ = {delta:g}; each bound at the "
             "Bonferroni-corrected confidence so the largest keeps the stated one.",
         )

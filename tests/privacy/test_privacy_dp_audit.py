@@ -52,17 +52,43 @@ def _context(task, *, leak: float, tmp_path, claim: dict | None) -> ProbeContext
     return ProbeContext(subject=_RecordingSubject(table, tmp_path), seed=0, task=task)
 
 
-def test_a_planted_total_leak_violates_a_small_claim(tmp_path):
+@pytest.mark.parametrize(("sides", "expected"), [
+    # Bonferroni over 4 guess counts × 2 sides (the default: both, out): q^100 = 0.05 / 8 (plus a small δ term),
+    # q = 0.95051, ε = log(q / (1 - q)) = 2.955; δ = 1e-5 lowers it to 2.938.
+    (None, 2.938),
+    # × 3 sides: q^100 = 0.05 / 12, q = 0.94667, ε = 2.876, lowered to 2.854 by δ.
+    (["both", "out", "in"], 2.854),
+    # Bonferroni over 4 guess counts: q^100 = 0.0125, q = 0.95713, ε = log(22.33) = 3.106, lowered to ~3.10 by δ.
+    (["both"], 3.10),
+])
+def test_a_planted_total_leak_violates_a_small_claim(tmp_path, sides, expected):
+    """The best guesses are k = 100 (50 in, 50 out, or the 100 lowest scores all out), all right."""
     task = _canary_task(200)
-    result = DPAuditProbe().run(_context(task, leak=0.99, tmp_path=tmp_path, claim={"epsilon": 1.0, "delta": 1e-5}))
+    probe = DPAuditProbe({"guess_sides": sides} if sides else {})
+    result = probe.run(_context(task, leak=0.99, tmp_path=tmp_path, claim={"epsilon": 1.0, "delta": 1e-5}))
     metrics = {metric.name: metric.value for metric in result.metrics}
-    # The best guess count is k = 100 (50 in, 50 out), all right; k = 200 guesses 100 "in" although the coin put
-    # a different number in. Bonferroni over 4 guess counts: q^100 = 0.0125 (plus a small δ term),
-    # q = 0.0125^(1/100) = 0.95713, ε = log(q / (1 - q)) = log(22.33) = 3.106; δ = 1e-5 lowers it by ~0.01.
     assert metrics["guess_accuracy"] == 1.0 and metrics["canary_auc"] == 1.0
-    assert metrics["epsilon_lower_bound"] == pytest.approx(3.10, abs=0.015)
+    assert metrics["epsilon_lower_bound"] == pytest.approx(expected, abs=0.01)
     assert metrics["epsilon_lower_bound_minus_claimed"] > 0
     assert result.findings[0].level == "fail"
+
+
+def test_when_half_the_excluded_canaries_look_included_guessing_out_alone_finds_the_leak(tmp_path):
+    """Canaries whose random label the task's features predict score high whether trained on or not: here every
+    included canary and the even-numbered excluded ones get 0.99, the other excluded ones 0.01. Only the bottom of
+    the ranking is informative; the 'all out' guesses find a bound that half-in-half-out guesses cannot."""
+    task = _canary_task(200)
+    canaries = [e for e in task.examples if e.id.startswith("canary-")]
+    table = {e.text: (e.label, 0.99 if e.split == "train" or int(e.id[-5:]) % 2 == 0 else 0.01) for e in canaries}
+    table |= {e.text: (e.label, 0.5) for e in task.examples if e not in canaries}
+    (tmp_path / "finetune.json").write_text(json.dumps({"dp": {"epsilon": 1.0, "delta": 1e-5}}), encoding="utf-8")
+    context = ProbeContext(subject=_RecordingSubject(table, tmp_path), seed=0, task=task)
+    both_only = DPAuditProbe({"guess_sides": ["both"]}).run(context)
+    every_side = DPAuditProbe().run(context)
+    best_row = max(every_side.tables[0].rows, key=lambda row: row[-1])
+    assert best_row[0] == "all out" and best_row[2] == best_row[1]  # every "out" guess right
+    assert every_side.metric("epsilon_lower_bound").value > 1.0 > both_only.metric("epsilon_lower_bound").value
+    assert every_side.findings[0].level == "fail" and both_only.findings[0].level == "pass"
 
 
 def test_no_leak_gives_no_bound_and_keeps_a_claim(tmp_path):
@@ -114,12 +140,32 @@ def test_canaries_are_a_seeded_fair_coin():
 RECIPE = {"epochs": 60, "batch_size": 16, "learning_rate": 5e-3, "weight_decay": 0.0, "warmup_fraction": 0.0,
           "patience": 100, "keep": "last", "classifier_dropout": 0.0, "hidden_dropout_prob": 0.0, "max_length": 16,
           "precision": "fp32"}
-N_TRAIN, N_CANARIES, DELTA = 100, 100, 1e-3
+# δ well below 1/n: the one-run p-value carries a term 2·m·δ (Steinke et al. 2023), which at δ = 1e-3 and m = 200
+# alone exceeds the test level, so no guesses could refute any ε.
+N_TRAIN, N_CANARIES, DELTA = 100, 200, 1e-5
 SEEDS = range(5)
 
 
+def _noise_skipped():
+    """The planted bug: DP-SGD adds noise of standard deviation 0 while the accountant, which reads the optimizer's
+    noise multiplier after the step, still records the multiplier it chose — a false ε claim."""
+    from opacus.optimizers import DPOptimizer
+
+    add_noise = DPOptimizer.add_noise
+
+    def add_no_noise(optimizer):
+        chosen, optimizer.noise_multiplier = optimizer.noise_multiplier, 0.0
+        try:
+            add_noise(optimizer)
+        finally:
+            optimizer.noise_multiplier = chosen
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(DPOptimizer, "add_noise", add_no_noise)
+    return patch
+
+
 def _audit(pretrained_dir, out: Path, *, dp: dict | None, seed: int, skip_noise: bool = False) -> dict:
-    import audit.train.dp as dp_training
     from audit.subject import ModelUnderAudit
     from audit.train.config import finetune_config_from_dict
     from audit.train.finetune import finetune_classifier
@@ -128,13 +174,13 @@ def _audit(pretrained_dir, out: Path, *, dp: dict | None, seed: int, skip_noise:
     task = with_audit_canaries(noisy_rule_task(N_TRAIN, 40, noise=0.0, seed=seed),
                                AuditCanarySection(count=N_CANARIES, length=8, seed=seed))
     recipe = {**RECIPE, **({"dp": dp} if dp else {})}
-    dp_training.SKIP_NOISE_FOR_TESTS = skip_noise
+    patch = _noise_skipped() if skip_noise else pytest.MonkeyPatch()
     try:
         with pinned_threads(1):
             outcome = finetune_classifier(pretrained_dir, task.split("train"), task.split("validation"),
                                           finetune_config_from_dict(recipe), seed=seed, num_labels=2)
     finally:
-        dp_training.SKIP_NOISE_FOR_TESTS = False
+        patch.undo()
     outcome.model.save_pretrained(out)
     outcome.tokenizer.save_pretrained(out)
     (out / "finetune.json").write_text(json.dumps({"dp": outcome.extra.get("dp"), "recipe": recipe}))
@@ -171,9 +217,6 @@ def test_with_dp_the_bound_never_exceeds_the_accountant(dp_audits, epsilon):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="at these tiny sizes the no-noise run measured a bound of 0.57 against the "
-                   "claimed 0.99 (seed 0, m = 100): the tiny model memorises too few canaries to refute ε = 1; "
-                   "needs more canaries or a stronger memoriser (issue 22, left open)")
 def test_skipping_the_noise_is_caught_as_a_violated_claim(dp_audits):
     audit = dp_audits["skipped_noise"]
     assert audit["epsilon_lower_bound_minus_claimed"] > 0, audit

@@ -64,3 +64,22 @@ def test_tpr_fpr_bound_from_a_perfect_attack():
     assert bound == pytest.approx(3.2813, abs=1e-4)
     assert tpr_fpr_epsilon_lower_bound(true_positives=50, positives=100, false_positives=50, negatives=100,
                                        delta=0.0) == 0.0
+
+
+def test_tpr_fpr_bound_takes_the_complementary_test_when_it_is_stronger():
+    # 50 of 50 positives flagged, 0 of 10 negatives: TPR_lo = 0.025^(1/50) = 0.928878, FPR_hi = 1 - 0.025^(1/10)
+    # = 0.308497. With δ = 0.01: log((TPR_lo - δ) / FPR_hi) = log(2.97856) = 1.0914; the complementary test gives
+    # log((1 - FPR_hi - δ) / (1 - TPR_lo)) = log(0.681503 / 0.071122) = log(9.5822) = 2.2599, the larger.
+    tpr_low, fpr_high = 0.025 ** (1 / 50), 1 - 0.025 ** (1 / 10)
+    assert (tpr_low, fpr_high) == pytest.approx((0.928878, 0.308497), abs=1e-6)
+    bound = tpr_fpr_epsilon_lower_bound(true_positives=50, positives=50, false_positives=0, negatives=10,
+                                        delta=0.01)
+    assert bound == pytest.approx(math.log((1 - fpr_high - 0.01) / (1 - tpr_low)), abs=1e-9)
+    assert bound == pytest.approx(2.2599, abs=1e-4)
+
+
+def test_clopper_pearson_one_below_the_extremes():
+    # n - 1 successes of n: the upper limit solves P[Bin(n, p) <= n - 1] = 1 - p^n = alpha, p = (1 - alpha)^(1/n);
+    # one success: the lower limit solves P[Bin(n, p) >= 1] = 1 - (1 - p)^n = alpha, p = 1 - (1 - alpha)^(1/n).
+    assert clopper_pearson(19, 20, alpha=0.05)[1] == pytest.approx(0.95 ** (1 / 20))
+    assert clopper_pearson(1, 20, alpha=0.05)[0] == pytest.approx(1 - 0.95 ** (1 / 20))

@@ -104,6 +104,16 @@ def test_bad_dp_settings_are_config_errors(dp, expected):
         finetune_config_from_dict({"dp": dp})
 
 
+@pytest.mark.parametrize("n_train, message", [(0, "needs training examples"), (100, "is not below 1/n = 0.01")])
+def test_dp_settings_are_checked_against_the_training_set_size(n_train, message):
+    from audit.train.config import DPSection
+    from audit.train.dp import DPSettingsError, check_dp_settings
+
+    with pytest.raises(DPSettingsError, match=message):
+        check_dp_settings(DPSection(epsilon=1.0, delta=0.01), n_train=n_train)
+    check_dp_settings(DPSection(epsilon=1.0, delta=1e-3), n_train=100)
+
+
 def _finetune_config(tmp_path, dp: dict) -> str:
     path = tmp_path / "dp.toml"
     entries = ", ".join(f"{key} = {value}" for key, value in dp.items())
