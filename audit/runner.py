@@ -111,25 +111,12 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
     Each stage's wall time is appended to ``stages`` (when given), marked ``reused`` for a cache hit.
     """
     from audit.train.finetune import run_finetune
-    from audit.train.pretrain import pretrain
 
     stages = [] if stages is None else stages
-    pretrain_config, finetune_config = recipe_configs(recipe)
-
-    _check_datasets_before_training(pretrain_config, finetune_config, data_dir)
-    pretrain_key, finetune_key = training_cache_keys(pretrain_config, finetune_config)
-    pretrained_dir = cache_dir / "models" / f"pretrained-{pretrain_key}"
-    started = time.perf_counter()
-    if (pretrained_dir / "model.safetensors").is_file():
-        progress(f"reusing pretrained model {pretrained_dir}")
-        stages.append(timed("pretraining", started, reused=True))
-    else:
-        progress(PRETRAINING_MESSAGES[pretrain_config.train.objective])
-        with reporting_to(progress):
-            pretrain(pretrain_config, pretrained_dir, data_dir=data_dir)
-        stages.append(timed("pretraining", started))
-
-    classifier_dir = cache_dir / "models" / f"classifier-{finetune_key}"
+    pretrained_dir = ensure_pretrained(recipe, cache_dir=cache_dir, data_dir=data_dir, progress=progress,
+                                       stages=stages)
+    _, finetune_config = recipe_configs(recipe)
+    classifier_dir = cache_dir / "models" / f"classifier-{recipe_cache_keys(recipe)[1]}"
     started = time.perf_counter()
     if (classifier_dir / "model.safetensors").is_file():
         progress(f"reusing fine-tuned classifier {classifier_dir}")
@@ -139,6 +126,37 @@ def train_subject(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None
             run_finetune(finetune_config, pretrained_dir, classifier_dir, data_dir=data_dir)
         stages.append(timed("fine-tuning", started))
     return classifier_dir
+
+
+def ensure_pretrained(recipe: TrainRecipe, *, cache_dir: Path, data_dir: Path | None,
+                      progress: ProgressReporter = SILENT, stages: list[StageTiming] | None = None) -> Path:
+    """The recipe's pretrained model: from the cache when its recipe hash is there, else pretrained now (after
+    checking that the recipe's datasets are there, so a missing one fails before minutes of pretraining)."""
+    from audit.train.pretrain import pretrain
+
+    stages = [] if stages is None else stages
+    pretrain_config, finetune_config = recipe_configs(recipe)
+    pretrained_dir = pretrained_cache_dir(recipe, cache_dir)
+    _check_datasets_before_training(pretrain_config, finetune_config, data_dir)
+    started = time.perf_counter()
+    if (pretrained_dir / "model.safetensors").is_file():
+        progress(f"reusing pretrained model {pretrained_dir}")
+        stages.append(timed("pretraining", started, reused=True))
+    else:
+        progress(PRETRAINING_MESSAGES[pretrain_config.train.objective])
+        with reporting_to(progress):
+            pretrain(pretrain_config, pretrained_dir, data_dir=data_dir)
+        stages.append(timed("pretraining", started))
+    return pretrained_dir
+
+
+def recipe_cache_keys(recipe: TrainRecipe) -> tuple[str, str]:
+    return training_cache_keys(*recipe_configs(recipe))
+
+
+def pretrained_cache_dir(recipe: TrainRecipe, cache_dir: Path) -> Path:
+    """Where the training cache keeps the recipe's pretrained model (there or not)."""
+    return Path(cache_dir) / "models" / f"pretrained-{recipe_cache_keys(recipe)[0]}"
 
 
 def recipe_configs(recipe: TrainRecipe):

@@ -42,6 +42,16 @@ class Cell:
             return None
         return json_sha256({"pretrain": self.config.subject.train.model_dump(mode="json")["pretrain"]})
 
+    def pretraining_to_do(self) -> str | None:
+        """The cell's pretraining recipe when its model is not in the training cache yet, else None."""
+        from audit.runner import default_cache_dir, pretrained_cache_dir
+
+        if self.pretraining is None:
+            return None
+        cache_dir = Path(self.config.cache_dir) if self.config.cache_dir else default_cache_dir()
+        done = (pretrained_cache_dir(self.config.subject.train, cache_dir) / "model.safetensors").is_file()
+        return None if done else self.pretraining
+
     @property
     def label(self) -> str:
         return self.subject if self.seed is None else f"{self.subject}/seed={self.seed}"
@@ -74,22 +84,50 @@ def run_cell(config_json: dict[str, Any], folder: str, key: str, label: str) -> 
     the audit becomes an error record: one failing cell never stops the others. Interrupts are not caught.
     """
     from audit.config import AuditConfig
-    from audit.outputs import write_atomic, write_run_outputs
+    from audit.outputs import write_run_outputs
     from audit.runner import run_audit
 
     folder_path = Path(folder)
     started = time.perf_counter()
-    record: dict[str, Any] = {"cell": label, "key": key}
     try:
         results = run_audit(AuditConfig.model_validate(config_json), command=f"rai-audit sweep (cell {label})")
         write_run_outputs(results, folder_path)
         errored = [probe.probe for probe in results.probes if probe.status == "error"]
-        record.update(status="ok", run_id=results.run.id, probes_in_error=errored)
+        outcome = {"status": "ok", "run_id": results.run.id, "probes_in_error": errored}
     except Exception as error:  # noqa: BLE001  (recorded: the sweep goes on with the other cells)
-        record.update(status="error", error=f"{type(error).__name__}: {error}".splitlines()[0],
-                      traceback=traceback.format_exc())
-    record["duration_s"] = round(time.perf_counter() - started, 3)
-    write_atomic(folder_path / CELL_RECORD, json.dumps(record, indent=2, sort_keys=True))
+        outcome = error_outcome(error)
+    return write_cell_record(folder_path, key, label, outcome, duration_s=time.perf_counter() - started)
+
+
+def pretrain_for_cells(config_json: dict[str, Any]) -> dict[str, Any] | None:
+    """Pretrain (into the training cache) the recipe of a cell's config, once for every cell that shares it:
+    cells pretraining one recipe side by side would each spend the time and write the same cache folder. Returns
+    None, or the error outcome that the cells waiting for this pretraining are recorded with."""
+    from audit.config import AuditConfig
+    from audit.runner import default_cache_dir, ensure_pretrained
+
+    config = AuditConfig.model_validate(config_json)
+    try:
+        ensure_pretrained(config.subject.train, data_dir=Path(config.data_dir) if config.data_dir else None,
+                          cache_dir=Path(config.cache_dir) if config.cache_dir else default_cache_dir())
+    except Exception as error:  # noqa: BLE001  (recorded on each cell that needed it)
+        outcome = error_outcome(error)
+        return {**outcome, "error": f"pretraining failed: {outcome['error']}"}
+    return None
+
+
+def error_outcome(error: BaseException) -> dict[str, Any]:
+    return {"status": "error", "error": f"{type(error).__name__}: {error}".splitlines()[0],
+            "traceback": traceback.format_exc()}
+
+
+def write_cell_record(folder: Path, key: str, label: str, outcome: dict[str, Any], *,
+                      duration_s: float = 0.0) -> dict[str, Any]:
+    """Write ``cell.json`` (the cell, its key, ``outcome``'s status and details, its time) and return it."""
+    from audit.outputs import write_atomic
+
+    record = {"cell": label, "key": key, **outcome, "duration_s": round(duration_s, 3)}
+    write_atomic(Path(folder) / CELL_RECORD, json.dumps(record, indent=2, sort_keys=True))
     return record
 
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from audit.errors import InputError
-from audit.sweep.cells import Cell, run_cell
+from audit.sweep.cells import Cell, pretrain_for_cells, run_cell, write_cell_record
 from audit.sweep.spec import Resources
 
-# Passed on to Ray workers so that a cell sees the data and caches the driver sees.
+# Passed on to the workers of a joined cluster so that a cell sees the data and caches the driver sees (a local
+# Ray's workers inherit this process' environment).
 FORWARDED_ENVIRONMENT = ("RAI_AUDIT_DATA_DIR", "RAI_AUDIT_CACHE", "HF_HOME", "HF_HUB_OFFLINE", "OMP_NUM_THREADS",
                          "RAI_AUDIT_CHECK_DECLARATIONS")
 
@@ -34,20 +36,18 @@ def run_local(cells: list[Cell], out_dir: Path) -> Iterator[dict[str, Any]]:
         yield run_cell(*_arguments(cell, out_dir))
 
 
-def one_per_pretraining(cells: list[Cell]) -> tuple[list[Cell], dict[str, list[Cell]]]:
-    """The cells to start at once — those training nothing, and the first of each pretraining recipe — and the
-    cells to start after the first of their pretraining recipe finished: two cells pretraining one recipe at the
-    same time would both write its cache folder."""
-    first: list[Cell] = []
-    followers: dict[str, list[Cell]] = {}
+def by_pretraining_to_do(cells: list[Cell]) -> tuple[list[Cell], dict[str, list[Cell]]]:
+    """The cells that can start at once — those training nothing and those whose pretrained model is cached —
+    and, per pretraining recipe still to run, the cells that start once it is in the cache."""
+    ready: list[Cell] = []
+    waiting: dict[str, list[Cell]] = {}
     for cell in cells:
-        if cell.pretraining is None or cell.pretraining not in followers:
-            first.append(cell)
-            if cell.pretraining is not None:
-                followers[cell.pretraining] = []
+        to_do = cell.pretraining_to_do()
+        if to_do is None:
+            ready.append(cell)
         else:
-            followers[cell.pretraining].append(cell)
-    return first, followers
+            waiting.setdefault(to_do, []).append(cell)
+    return ready, waiting
 
 
 class RayExecutor:
@@ -73,39 +73,64 @@ class RayExecutor:
         if started_here:
             self._start(ray)
         try:
-            task = ray.remote(num_cpus=self.resources.num_cpus, num_gpus=self.resources.num_gpus,
-                              max_retries=0)(run_cell)
-            first, followers = one_per_pretraining(cells)
-            pending = {task.remote(*_arguments(cell, out_dir)): cell for cell in first}
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                cell = pending.pop(done[0])
-                yield ray.get(done[0])
-                for follower in followers.pop(cell.pretraining, []):
-                    pending[task.remote(*_arguments(follower, out_dir))] = follower
+            options = {"num_cpus": self.resources.num_cpus, "num_gpus": self.resources.num_gpus, "max_retries": 0}
+            audit_cell, pretrain = ray.remote(**options)(run_cell), ray.remote(**options)(pretrain_for_cells)
+            ready, waiting = by_pretraining_to_do(cells)
+            pending = {audit_cell.remote(*_arguments(cell, out_dir)): cell for cell in ready}
+            pretraining = {pretrain.remote(_arguments(group[0], out_dir)[0]): recipe
+                           for recipe, group in waiting.items()}
+            while pending or pretraining:
+                done = ray.wait([*pending, *pretraining], num_returns=1)[0][0]
+                if done in pending:
+                    pending.pop(done)
+                    yield ray.get(done)
+                    continue
+                failure = ray.get(done)
+                for cell in waiting.pop(pretraining.pop(done)):
+                    if failure is None:
+                        pending[audit_cell.remote(*_arguments(cell, out_dir))] = cell
+                    else:
+                        yield write_cell_record(cell.folder(out_dir), cell.key, cell.label, failure)
         finally:
             if started_here:
                 ray.shutdown()
 
     def _start(self, ray) -> None:
-        environment = {name: os.environ[name] for name in FORWARDED_ENVIRONMENT if name in os.environ}
         if self.address is None:
             # Workers import the same audit package as this process (a source checkout comes first on their path).
             package_root = str(Path(__file__).resolve().parents[2])
             path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+            # A local Ray's processes inherit this environment, so its workers need no runtime_env: one with
+            # env_vars makes Ray start a separate pool of workers for it, which costs a second per sweep.
             try:
-                ray.init(num_cpus=self.workers, num_gpus=None, include_dashboard=False, log_to_driver=False,
-                         runtime_env={"env_vars": {**environment, "PYTHONPATH": path}})
+                with _environment(PYTHONPATH=path):
+                    ray.init(num_cpus=self.workers, num_gpus=None, include_dashboard=False, log_to_driver=False)
             except Exception as error:  # noqa: BLE001  (ray raises a bare Exception when its node times out)
                 raise RayUnavailableError(f"could not start a local Ray ({_first_line(error)}); try again on a "
                                           "less loaded machine, or use --executor local") from None
             return
+        environment = {name: os.environ[name] for name in FORWARDED_ENVIRONMENT if name in os.environ}
         try:
             ray.init(address=self.address, runtime_env={"env_vars": environment}, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise RayUnavailableError(f"--address {self.address}: cannot join a Ray cluster there "
                                       f"({_first_line(error)}); expected the address of a running cluster "
                                       "(ray start --head)") from None
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` set, restored afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,10 +1,11 @@
 """Cells of a sweep: one per subject and seed, keyed by their audit config; seeds reach the recipe's stages; the
-Ray executor starts one cell per pretraining recipe before the others that share it."""
+Ray executor pretrains each recipe not in the training cache once, before the cells that share it."""
 
 from __future__ import annotations
 
+from audit.runner import pretrained_cache_dir
 from audit.sweep.cells import build_cells
-from audit.sweep.executors import one_per_pretraining
+from audit.sweep.executors import by_pretraining_to_do
 from audit.sweep.spec import sweep_spec_from_dict
 
 
@@ -36,8 +37,16 @@ def test_seed_stages_can_reseed_pretraining():
     assert cells[0].pretraining != cells[1].pretraining
 
 
-def test_cells_sharing_a_pretraining_wait_for_the_first_of_them():
+def test_cells_wait_for_a_pretraining_only_while_it_is_not_in_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAI_AUDIT_CACHE", str(tmp_path))
     cells = build_cells(_spec(), source="sweep.toml")
-    first, followers = one_per_pretraining(cells)
-    assert [cell.label for cell in first] == ["recipe/seed=3", "folder"]
-    assert [cell.label for cell in followers[cells[0].pretraining]] == ["recipe/seed=4", "other/seed=3"]
+    ready, waiting = by_pretraining_to_do(cells)
+    assert [cell.label for cell in ready] == ["folder"]
+    assert {recipe: [cell.label for cell in group] for recipe, group in waiting.items()} == {
+        cells[0].pretraining: ["recipe/seed=3", "recipe/seed=4", "other/seed=3"]}
+
+    pretrained = pretrained_cache_dir(cells[0].config.subject.train, tmp_path)
+    pretrained.mkdir(parents=True)
+    (pretrained / "model.safetensors").write_bytes(b"")
+    ready, waiting = by_pretraining_to_do(cells)
+    assert [cell.label for cell in ready] == [cell.label for cell in cells] and not waiting
