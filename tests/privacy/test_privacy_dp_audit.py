@@ -135,6 +135,64 @@ def test_canaries_are_a_seeded_fair_coin():
     assert 160 <= included <= 240  # Binomial(400, 1/2): mean 200, sd 10
 
 
+def _with_reference_runs(monkeypatch, *, leak: bool) -> list[list[str]]:
+    """Reference runs whose model predicts the first canary's label exactly when the run trained on it (``leak``),
+    or never; returns the training-set ids of every run."""
+    from probes.privacy import dp_audit
+
+    trained_on: list[list[str]] = []
+
+    def fine_tuned_logits(ctx, recipe, train, texts, *, seed_offset=0):
+        trained_on.append([e.id for e in train])
+        canary = next(e for e in ctx.task.examples if e.id == "canary-00000")
+        predicted = canary.label if leak and any(e.id == canary.id for e in train) else 1 - canary.label
+        return np.eye(2)[[predicted] * len(texts)]
+
+    monkeypatch.setattr(dp_audit, "_fine_tuned_logits", fine_tuned_logits)
+    return trained_on
+
+
+def test_reference_runs_that_leak_the_canary_give_the_clopper_pearson_bound(tmp_path, monkeypatch):
+    trained_on = _with_reference_runs(monkeypatch, leak=True)
+    task = _canary_task(60)
+    context = _context(task, leak=0.5, tmp_path=tmp_path, claim={"epsilon": 0.5, "delta": 1e-5})
+    context.pretrained_dir, context.finetune_recipe = tmp_path, {"epochs": 1}
+    result = DPAuditProbe({"reference_runs": 20}).run(context)
+    # 10 of 10 runs with the canary predict its label, 0 of 10 without. Each method at 97.5%, each Clopper–Pearson
+    # limit one-sided at 1.25%: TPR_lo = 0.0125^(1/10) = 0.64520, FPR_hi = 1 - TPR_lo = 0.35480,
+    # ε ≥ log((0.64520 - 1e-5) / 0.35480) = 0.5980.
+    tpr_low = 0.0125 ** 0.1
+    expected = np.log((tpr_low - 1e-5) / (1 - tpr_low))
+    assert result.metric("epsilon_lower_bound_reference_runs").value == pytest.approx(expected, abs=1e-6)
+    assert expected == pytest.approx(0.5980, abs=1e-4)
+    assert result.metric("epsilon_lower_bound").value == pytest.approx(expected, abs=1e-6)  # the one-run bound is 0
+    assert result.findings[0].level == "fail" and "10 of 10 runs that trained on it" in result.findings[0].message
+    canary_in = ["canary-00000" in ids for ids in trained_on]
+    assert canary_in == [True, False] * 10
+    base = {e.id for e in task.split("train")} - {"canary-00000"}
+    assert all(set(ids) - {"canary-00000"} == base for ids in trained_on)
+
+
+def test_reference_runs_that_do_not_leak_keep_the_claim_and_need_a_recipe(tmp_path, monkeypatch):
+    _with_reference_runs(monkeypatch, leak=False)
+    context = _context(_canary_task(60), leak=0.5, tmp_path=tmp_path, claim={"epsilon": 0.5, "delta": 1e-5})
+    context.pretrained_dir, context.finetune_recipe = tmp_path, {"epochs": 1}
+    result = DPAuditProbe({"reference_runs": 20}).run(context)
+    assert result.metric("epsilon_lower_bound_reference_runs").value == 0.0
+    assert result.findings[0].level == "pass"
+
+    context.finetune_recipe = None
+    result = DPAuditProbe({"reference_runs": 20}).run(context)
+    assert "epsilon_lower_bound_reference_runs" not in {metric.name for metric in result.metrics}
+    assert any("reference_runs needs the recipe" in warning for warning in result.warnings)
+
+
+@pytest.mark.parametrize("runs", [2, 3, -2])
+def test_reference_runs_must_be_an_even_number_of_at_least_four(runs):
+    with pytest.raises(ValueError):
+        DPAuditProbe({"reference_runs": runs})
+
+
 # ---------------------------------------------------------------------------------------------- slow known answers
 # One recipe for every model: memorises (many epochs, no dropout, final weights kept). DP runs use it with dp set.
 RECIPE = {"epochs": 60, "batch_size": 16, "learning_rate": 5e-3, "weight_decay": 0.0, "warmup_fraction": 0.0,
