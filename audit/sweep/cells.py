@@ -35,22 +35,20 @@ class Cell:
     def key(self) -> str:
         return json_sha256(self.config.model_dump(mode="json"))[:12]
 
-    @property
-    def pretraining(self) -> str | None:
-        """The cell's pretraining recipe (a digest), shared through the training cache by cells that name the same."""
-        if self.config.subject.train is None:
-            return None
-        return json_sha256({"pretrain": self.config.subject.train.model_dump(mode="json")["pretrain"]})
-
-    def pretraining_to_do(self) -> str | None:
-        """The cell's pretraining recipe when its model is not in the training cache yet, else None."""
+    def pretrained_dir(self) -> Path | None:
+        """Where the training cache keeps the cell's pretrained model (None: the cell trains nothing). Cells whose
+        recipes pretrain the same thing — however the recipe spells it — share this folder."""
         from audit.runner import default_cache_dir, pretrained_cache_dir
 
-        if self.pretraining is None:
+        if self.config.subject.train is None:
             return None
         cache_dir = Path(self.config.cache_dir) if self.config.cache_dir else default_cache_dir()
-        done = (pretrained_cache_dir(self.config.subject.train, cache_dir) / "model.safetensors").is_file()
-        return None if done else self.pretraining
+        return pretrained_cache_dir(self.config.subject.train, cache_dir)
+
+    def pretraining_to_do(self) -> Path | None:
+        """The cell's pretrained-model folder while the training cache does not hold that model yet, else None."""
+        folder = self.pretrained_dir()
+        return None if folder is None or (folder / "model.safetensors").is_file() else folder
 
     @property
     def label(self) -> str:

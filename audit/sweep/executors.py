@@ -36,11 +36,11 @@ def run_local(cells: list[Cell], out_dir: Path) -> Iterator[dict[str, Any]]:
         yield run_cell(*_arguments(cell, out_dir))
 
 
-def by_pretraining_to_do(cells: list[Cell]) -> tuple[list[Cell], dict[str, list[Cell]]]:
+def by_pretraining_to_do(cells: list[Cell]) -> tuple[list[Cell], dict[Path, list[Cell]]]:
     """The cells that can start at once — those training nothing and those whose pretrained model is cached —
     and, per pretraining recipe still to run, the cells that start once it is in the cache."""
     ready: list[Cell] = []
-    waiting: dict[str, list[Cell]] = {}
+    waiting: dict[Path, list[Cell]] = {}
     for cell in cells:
         to_do = cell.pretraining_to_do()
         if to_do is None:

@@ -14,8 +14,9 @@ def _spec(**subject_extra):
     return sweep_spec_from_dict({
         "probes": {"run": ["group_metrics"]},
         "subjects": [{"name": "recipe", "train": recipe, "seeds": [3, 4], **subject_extra},
-                     {"name": "other", "train": {**recipe, "finetune": {"preset": "scenario", "epochs": 2}},
-                      "seeds": [3]},
+                     # the same pretraining spelt as a table: one cache folder, pretrained once
+                     {"name": "other", "train": {"pretrain": {"preset": "tiny"},
+                                                 "finetune": {"preset": "scenario", "epochs": 2}}, "seeds": [3]},
                      {"name": "folder", "model": "models/x"}],
     })
 
@@ -34,7 +35,7 @@ def test_seed_stages_can_reseed_pretraining():
     cells = build_cells(_spec(seed_stages=["pretrain", "finetune"]), source="sweep.toml")
     assert [cell.config.subject.train.pretrain for cell in cells[:2]] == [
         {"preset": "tiny", "train": {"seed": 3}}, {"preset": "tiny", "train": {"seed": 4}}]
-    assert cells[0].pretraining != cells[1].pretraining
+    assert cells[0].pretrained_dir() != cells[1].pretrained_dir()
 
 
 def test_cells_wait_for_a_pretraining_only_while_it_is_not_in_the_cache(tmp_path, monkeypatch):
@@ -43,7 +44,8 @@ def test_cells_wait_for_a_pretraining_only_while_it_is_not_in_the_cache(tmp_path
     ready, waiting = by_pretraining_to_do(cells)
     assert [cell.label for cell in ready] == ["folder"]
     assert {recipe: [cell.label for cell in group] for recipe, group in waiting.items()} == {
-        cells[0].pretraining: ["recipe/seed=3", "recipe/seed=4", "other/seed=3"]}
+        pretrained_cache_dir(cells[0].config.subject.train, tmp_path): ["recipe/seed=3", "recipe/seed=4",
+                                                                        "other/seed=3"]}
 
     pretrained = pretrained_cache_dir(cells[0].config.subject.train, tmp_path)
     pretrained.mkdir(parents=True)
