@@ -59,7 +59,12 @@ class RayExecutor:
         self.workers, self.address, self.resources = workers, address, resources
 
     def check(self) -> None:
-        """Fail before any work when ray cannot be imported."""
+        """Fail before any work when a cell asks a local Ray for more CPUs than it has (Ray would wait for them
+        forever) or ray cannot be imported."""
+        if self.address is None and self.resources.num_cpus > self.workers:
+            raise RayUnavailableError(
+                f"[resources] num_cpus = {self.resources.num_cpus:g} per cell, but the local Ray gets --workers "
+                f"{self.workers} CPUs, so no cell could ever start; expected num_cpus <= --workers")
         try:
             import ray  # noqa: F401
         except ImportError:

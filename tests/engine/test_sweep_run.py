@@ -97,6 +97,13 @@ def test_an_interrupted_sweep_runs_only_the_missing_cells(tmp_path, four_models,
     assert "results.json" in (out / LEADERBOARD_HTML).read_text()
 
 
+def test_cells_asking_more_cpus_than_the_local_ray_has_are_refused_before_any_work(tmp_path, four_models, no_work):
+    sweep_file = write_sweep(tmp_path, {"a": four_models["a"]}, extra="[resources]\nnum_cpus = 2\n")
+    outcome = invoke("sweep", sweep_file, "--out", tmp_path / "out", "--workers", "1")
+    assert_one_line_error(outcome, "num_cpus = 2", "--workers 1")
+    assert not (tmp_path / "out").exists()
+
+
 def test_local_executor_records_a_failing_cell_and_needs_no_ray(tmp_path, four_models, monkeypatch):
     from audit import runner
 
