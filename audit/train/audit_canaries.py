@@ -18,6 +18,7 @@ import numpy as np
 
 from audit.data.task import LabelledExample, TaskData
 from audit.train.config import AuditCanarySection
+from audit.train.errors import FinetuneDataError
 
 ID_PREFIX = "canary-"
 EXCLUDED_SPLIT = "canary_out"
@@ -31,6 +32,9 @@ def with_audit_canaries(task: TaskData, section: AuditCanarySection) -> TaskData
     """``task`` with ``section.count`` canaries appended, each in "train" with probability 1/2 (seeded)."""
     rng = np.random.default_rng([section.seed, 17])
     vocabulary = sorted({word for example in task.split("train") for word in example.text.split()})
+    if not vocabulary:
+        raise FinetuneDataError("data.audit_canaries draws its canaries' words from the training texts, and the "
+                                "train split has no words; expected a dataset with non-empty training texts")
     n_labels = len(task.label_names)
     canaries = []
     for index in range(section.count):

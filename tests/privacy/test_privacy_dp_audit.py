@@ -128,6 +128,14 @@ def test_a_task_without_canaries_is_skipped(tmp_path):
         DPAuditProbe().run(ProbeContext(subject=None, seed=0, task=task))
 
 
+def test_canaries_need_words_in_the_training_texts():
+    from audit.train.errors import FinetuneDataError
+
+    task = TaskData(name="t", label_names=["a", "b"], examples=[LabelledExample("x", " ", 0, "train")])
+    with pytest.raises(FinetuneDataError, match="train split has no words"):
+        with_audit_canaries(task, AuditCanarySection(count=4))
+
+
 def test_canaries_are_a_seeded_fair_coin():
     first, again = _canary_task(400, seed=3), _canary_task(400, seed=3)
     assert first.examples == again.examples
